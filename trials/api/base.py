@@ -1,0 +1,125 @@
+"""Shared machinery for clinical API resources: scoping, version/reason writes, void.
+
+A resource declares its selector and its services; everything else (404 outside scope, 409
+on a stale version, the reason after first save, "entered in error") is the same everywhere.
+"""
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+
+from trials.roles import ALL_ROLES, DATA_ENTRY_ROLES
+from trials.selectors import RoleIndex
+
+
+class ChangeSerializer(serializers.Serializer):
+    """The two fields every later change carries (workflow.md, Corrections and audit)."""
+
+    version = serializers.IntegerField(
+        min_value=1, help_text="The version you edited; a stale version is refused with 409."
+    )
+    reason = serializers.CharField(help_text="Why the data change, e.g. 'transcription error'.")
+
+
+class VoidSerializer(ChangeSerializer):
+    pass
+
+
+class WriteSerializer(serializers.ModelSerializer):
+    """Parses types only; limits and cross-field rules run in the service, so one 400 names every field."""
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, field_kwargs = super().build_standard_field(field_name, model_field)
+        for limit in ("min_value", "max_value", "validators"):
+            field_kwargs.pop(limit, None)
+        return field_class, field_kwargs
+
+
+class ClinicalSerializer(serializers.ModelSerializer):
+    """Read representation: audit columns plus the model's fields."""
+
+    AUDIT_FIELDS = ("version", "voided", "void_reason", "created_at", "modified_at")
+
+    class Meta:
+        read_only_fields = ("id", "version", "voided", "void_reason", "created_at", "modified_at")
+
+
+class ClinicalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """List, detail, create (POST), PATCH with version and reason, POST .../void/; no DELETE."""
+
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    write_roles = DATA_ENTRY_ROLES
+    read_serializer_class = None
+    write_serializer_class = None
+
+    # -- to be provided by each resource
+    def selector(self, *, user, roles):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def service_create(self, *, user, data):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def service_update(self, instance, *, user, version, reason, changes):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def service_void(self, instance, *, user, version, reason):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- shared behaviour
+    def get_queryset(self):
+        roles = ALL_ROLES if self.request.method in SAFE_METHODS else self.write_roles
+        qs = self.selector(user=self.request.user, roles=roles)
+        if self.action == "list" and self.request.query_params.get("include_voided") not in ("1", "true"):
+            qs = qs.filter(voided=False)
+        return qs
+
+    def get_serializer_class(self):
+        if self.action in ("create", "partial_update"):
+            return self.write_serializer_class
+        if self.action == "void":
+            return VoidSerializer
+        return self.read_serializer_class
+
+    def _require_write_role(self):
+        index = RoleIndex.for_user(self.request.user)
+        if not any(index.has(self.write_roles, trial_id) for trial_id in index.grants):
+            raise NotFound()
+
+    def create(self, request, *args, **kwargs):
+        self._require_write_role()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        reason = data.pop("reason", "")
+        instance = self.service_create(user=request.user, data=data, reason=reason)
+        return Response(self.read_serializer_class(instance, context=self.get_serializer_context()).data, status=201)
+
+    def partial_update(self, request, *args, **kwargs):
+        instance = self.get_object()
+        serializer = self.get_serializer(instance, data=request.data, partial=True)
+        change = ChangeSerializer(data=request.data)
+        valid = [serializer.is_valid(), change.is_valid()]  # both run: the 400 names every bad field
+        if not all(valid):
+            raise serializers.ValidationError({**serializer.errors, **change.errors})
+        changes = {k: v for k, v in serializer.validated_data.items() if k not in ("version", "reason")}
+        instance = self.service_update(
+            instance,
+            user=request.user,
+            version=change.validated_data["version"],
+            reason=change.validated_data["reason"],
+            changes=changes,
+        )
+        return Response(self.read_serializer_class(instance, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=VoidSerializer, responses={200: None})
+    @action(detail=True, methods=["post"])
+    def void(self, request, *args, **kwargs):
+        """Mark the record entered in error, with a reason; it stays in the audit trail."""
+        instance = self.get_object()
+        body = VoidSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = self.service_void(instance, user=request.user, **body.validated_data)
+        return Response(self.read_serializer_class(instance, context=self.get_serializer_context()).data, status=status.HTTP_200_OK)

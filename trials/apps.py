@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class TrialsConfig(AppConfig):
+    name = "trials"
+    verbose_name = "Trials, sites, subjects and infusions"
+
+    def ready(self):
+        from trials.api.errors import register_constraint_fields
+        from trials.models import CONSTRAINT_FIELDS
+
+        register_constraint_fields(CONSTRAINT_FIELDS)
