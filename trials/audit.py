@@ -87,6 +87,28 @@ class ClinicalModel(AuditedModel):
         abstract = True
 
 
+# Bookkeeping columns that change on every save and say nothing about the clinical data.
+_NOT_DIFFED = {"modified_at", "created_at"}
+
+
+def field_changes(history_row) -> dict[str, tuple[Any, Any]]:
+    """``{field: (old, new)}`` between a history row and the one before it (all tracked fields).
+
+    simple-history's own ``diff_against`` skips non-editable columns such as ``version`` and
+    ``voided``; an audit trail must not.
+    """
+    previous = history_row.prev_record
+    changes = {}
+    for f in history_row.instance_type._meta.fields:
+        if f.name in _NOT_DIFFED or f.primary_key:
+            continue
+        new = getattr(history_row, f.attname)
+        old = getattr(previous, f.attname) if previous is not None else None
+        if previous is None or old != new:
+            changes[f.attname] = (old, new)
+    return changes
+
+
 def _save_with_history(instance: models.Model, *, user, reason: str) -> None:
     instance._history_user = user
     instance._change_reason = reason

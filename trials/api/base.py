@@ -49,7 +49,7 @@ class ClinicalSerializer(serializers.ModelSerializer):
 class ClinicalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """List, detail, create (POST), PATCH with version and reason, POST .../void/; no DELETE."""
 
-    http_method_names = ["get", "post", "patch", "head", "options"]
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]  # PUT only where an action allows it
     write_roles = DATA_ENTRY_ROLES
     read_serializer_class = None
     write_serializer_class = None
