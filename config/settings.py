@@ -131,6 +131,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TrialStatusEnum": "trials.choices.TrialStatus",
+        "SubjectStatusEnum": "trials.choices.SubjectStatus",
+        "CorticosteroidEnum": "toxicity.choices.Corticosteroid",
+        "AnticytokineEnum": "toxicity.choices.Anticytokine",
+    },
 }
 
 # --- Internationalisation, static -----------------------------------------------------------

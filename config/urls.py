@@ -7,6 +7,7 @@ from trials import views as trial_views
 
 api_v1 = [
     path("", include("trials.api.urls")),
+    path("", include("toxicity.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ToxicityConfig(AppConfig):
     name = "toxicity"
     verbose_name = "Toxicity: daily CRS/ICANS assessments, grading and rescue therapy"
+
+    def ready(self):
+        from trials.api.errors import register_constraint_fields
+
+        from . import receivers  # noqa: F401  (re-grading when a subject's records change)
+        from .models import CONSTRAINT_FIELDS
+
+        register_constraint_fields(CONSTRAINT_FIELDS)

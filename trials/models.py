@@ -34,11 +34,11 @@ INFUSION_DOSE_MAX_CELLS_PER_KG = 1e9
 
 def weight_field(**kwargs):
     """Body weight in kg, hard limits 0.5-350 (data-dictionary.md)."""
+    kwargs.setdefault("help_text", "kg (0.5-350)")
     return models.DecimalField(
         max_digits=5,
         decimal_places=2,
         validators=[MinValueValidator(WEIGHT_MIN_KG), MaxValueValidator(WEIGHT_MAX_KG)],
-        help_text="kg (0.5-350)",
         **kwargs,
     )
 

@@ -18,6 +18,7 @@ from .choices import SubjectStatus
 from .models import Death, Infusion, Membership, Site, Subject, Trial
 from .roles import DATA_ENTRY_ROLES
 from .selectors import RoleIndex
+from .signals import subject_records_changed
 from .study_day import age_in_years
 
 
@@ -76,16 +77,19 @@ def subject_update(*, subject: Subject, user, version: int | None, reason: str |
         raise validation_error("trial", "A subject cannot move to another trial.")
     if "site" in changes:
         require_roles(user, DATA_ENTRY_ROLES, changes["site"].trial_id, changes["site"].pk)
-    subject, _ = audited_update(
-        Subject,
-        subject.pk,
-        user=user,
-        version=version,
-        reason=reason,
-        changes=changes,
-        validate=_subject_rules,
-        derive=_derive_subject,
-    )
+    with transaction.atomic():
+        subject, changed = audited_update(
+            Subject,
+            subject.pk,
+            user=user,
+            version=version,
+            reason=reason,
+            changes=changes,
+            validate=_subject_rules,
+            derive=_derive_subject,
+        )
+        if changed:
+            subject_records_changed.send(Subject, subject=subject, user=user, because="the subject record was corrected")
     return subject
 
 
@@ -128,8 +132,9 @@ def _derive_subject(subject: Subject) -> None:
     subject.day0, subject.age_years = derived["day0"], derived["age_years"]
 
 
-def subject_refresh_derived(subject: Subject, *, user) -> Subject:
-    """After an infusion or death changed: store the subject's derived values (a system audit row)."""
+def subject_refresh_derived(subject: Subject, *, user, because: str) -> Subject:
+    """After an infusion or death changed: store the subject's derived values (a system audit row)
+    and tell other apps (the toxicity grades depend on day 0, age and death)."""
     with transaction.atomic():
         subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
         system_update(
@@ -138,6 +143,7 @@ def subject_refresh_derived(subject: Subject, *, user) -> Subject:
             reason="day 0, age at index infusion and status derived from the subject's records",
             changes=_subject_derived_values(subject),
         )
+        subject_records_changed.send(Subject, subject=subject, user=user, because=because)
     return subject
 
 
@@ -176,7 +182,7 @@ def infusion_create(*, user, subject: Subject, reason: str = "", **fields: Any) 
     with transaction.atomic():
         subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)  # one writer per subject
         infusion = audited_create(Infusion(subject=subject, **fields), user=user, reason=reason, validate=_infusion_rules)
-        subject_refresh_derived(subject, user=user)
+        subject_refresh_derived(subject, user=user, because=f"infusion {infusion.infusion_number} was entered")
     return infusion
 
 
@@ -189,7 +195,7 @@ def infusion_update(*, infusion: Infusion, user, version: int | None, reason: st
             Infusion, infusion.pk, user=user, version=version, reason=reason, changes=changes, validate=_infusion_rules
         )
         if changed:
-            subject_refresh_derived(infusion.subject, user=user)
+            subject_refresh_derived(infusion.subject, user=user, because=f"infusion {infusion.infusion_number} was corrected")
     return infusion
 
 
@@ -198,7 +204,7 @@ def infusion_void(*, infusion: Infusion, user, version: int | None, reason: str 
     with transaction.atomic():
         Subject.objects.select_for_update().get(pk=infusion.subject_id)
         infusion = audited_void(Infusion, infusion.pk, user=user, version=version, reason=reason)
-        subject_refresh_derived(infusion.subject, user=user)
+        subject_refresh_derived(infusion.subject, user=user, because=f"infusion {infusion.infusion_number} was voided")
     return infusion
 
 
@@ -242,7 +248,7 @@ def death_record(*, subject: Subject, user, version: int | None = None, reason: 
             death, _ = audited_update(
                 Death, existing.pk, user=user, version=version, reason=reason, changes=fields, validate=_death_rules
             )
-        subject_refresh_derived(subject, user=user)
+        subject_refresh_derived(subject, user=user, because="the death record was entered or corrected")
     return death
 
 
@@ -250,7 +256,7 @@ def death_void(*, death: Death, user, version: int | None, reason: str | None) -
     require_roles(user, DATA_ENTRY_ROLES, death.subject.trial_id, death.subject.site_id)
     with transaction.atomic():
         death = audited_void(Death, death.pk, user=user, version=version, reason=reason)
-        subject_refresh_derived(death.subject, user=user)
+        subject_refresh_derived(death.subject, user=user, because="the death record was voided")
     return death
 
 

@@ -1,0 +1,118 @@
+"""Toxicity API representations: derived grades appear as 0-5 or "NE"."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from toxicity.choices import Vasopressor
+from toxicity.grading.dosing import mg_per_kg, tocilizumab_expected_dose_mg
+from toxicity.models import DailyAssessment, TocilizumabDose
+from trials.api.base import ClinicalSerializer, WriteSerializer
+from trials.api.serializers import ScopedPrimaryKeyField
+from trials.models import Subject
+from trials.roles import DATA_ENTRY_ROLES
+from trials.selectors import scoped
+
+
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 0, "maximum": 5}, {"type": "string", "enum": ["NE"]}]})
+class GradeField(serializers.Field):
+    """A stored grade; NULL means not evaluable."""
+
+    def __init__(self, **kwargs):
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance):
+        return getattr(instance, self.source)
+
+    def to_representation(self, value):
+        return "NE" if value is None else value
+
+
+def writable_subject_field():
+    return ScopedPrimaryKeyField(scope=lambda user: scoped(user, Subject.objects.filter(voided=False), DATA_ENTRY_ROLES))
+
+
+RAW_ASSESSMENT_FIELDS = [
+    "assessment_date", "temperature_max_c", "fever_other_cause", "antipyretic_given", "hypotension",
+    "hypotension_other_cause", "vasopressors", "vasopressin_other_indication", "hypoxia", "hypoxia_other_cause",
+    "oxygen_device", "oxygen_flow_l_min", "fio2_percent", "intubation_reason", "ice_score", "ice_not_assessable",
+    "capd_score", "capd_unable", "consciousness", "consciousness_other_cause", "seizure", "seizure_other_cause",
+    "motor_weakness", "motor_other_cause", "cerebral_edema", "cerebral_edema_other_cause", "crs_grade_reported",
+    "icans_grade_reported",
+]
+
+
+class AssessmentSerializer(ClinicalSerializer):
+    subject_id = serializers.CharField(source="subject.subject_id", read_only=True)
+    crs_grade_derived = GradeField()
+    icans_grade_derived = GradeField()
+    ctcae_crs_grade_derived = GradeField()
+
+    class Meta:
+        model = DailyAssessment
+        fields = (
+            ["id", "subject", "subject_id", "study_day"] + RAW_ASSESSMENT_FIELDS
+            + ["crs_grade_derived", "icans_grade_derived", "ctcae_crs_grade_derived", "crs_scale", "icans_scale",
+               "engine_version", "flags", "reasons"]
+            + list(ClinicalSerializer.AUDIT_FIELDS)
+        )
+        read_only_fields = fields
+
+
+class AssessmentWriteSerializer(WriteSerializer):
+    subject = writable_subject_field()
+    vasopressors = serializers.ListField(
+        child=serializers.ChoiceField(choices=Vasopressor.choices), required=False, allow_empty=True,
+        help_text="Agents for hypotension running at the same time at the worst moment of the day.",
+    )
+
+    class Meta:
+        model = DailyAssessment
+        fields = ["subject"] + RAW_ASSESSMENT_FIELDS
+        validators = []
+
+
+def log_serializers(model, fields: list[str], derived: tuple[str, ...] = ()):
+    """Read and write serializers of a rescue-therapy log."""
+    read_meta = type("Meta", (), {
+        "model": model,
+        "fields": ["id", "subject", "subject_id", *fields, *derived, *ClinicalSerializer.AUDIT_FIELDS],
+    })
+    read_meta.read_only_fields = read_meta.fields
+    read = type(f"{model.__name__}Serializer", (ClinicalSerializer,), {
+        "Meta": read_meta,
+        "subject_id": serializers.CharField(source="subject.subject_id", read_only=True),
+    })
+    write = type(f"{model.__name__}WriteSerializer", (WriteSerializer,), {
+        "Meta": type("Meta", (), {"model": model, "fields": ["subject", *fields], "validators": []}),
+        "subject": writable_subject_field(),
+    })
+    return read, write
+
+
+class TocilizumabDoseSerializerMixin(serializers.Serializer):
+    mg_per_kg = serializers.SerializerMethodField(help_text="dose_mg / weight_kg")
+    expected_dose_mg = serializers.SerializerMethodField(
+        help_text="12 mg/kg under 30 kg, else 8 mg/kg; at most 800 mg (label)."
+    )
+
+    @extend_schema_field(OpenApiTypes.DECIMAL)
+    def get_mg_per_kg(self, obj: TocilizumabDose):
+        return str(mg_per_kg(obj.dose_mg, obj.weight_kg))
+
+    @extend_schema_field(OpenApiTypes.DECIMAL)
+    def get_expected_dose_mg(self, obj: TocilizumabDose):
+        return str(tocilizumab_expected_dose_mg(obj.weight_kg))
+
+
+class GradingPreviewSerializer(serializers.Serializer):
+    """Documented shape of the preview answer (data-dictionary.md, Grading output)."""
+
+    crs_grade = serializers.JSONField()
+    icans_grade = serializers.JSONField()
+    ctcae_crs_grade = serializers.JSONField()
+    flags = serializers.ListField(child=serializers.CharField())
+    reasons = serializers.ListField(child=serializers.CharField())
+    crs_scale = serializers.CharField()
+    icans_scale = serializers.CharField()
+    engine_version = serializers.CharField()

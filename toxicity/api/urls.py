@@ -1,0 +1,15 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("assessments", views.AssessmentViewSet, basename="assessment")
+router.register("tocilizumab-doses", views.TocilizumabDoseViewSet, basename="tocilizumab-dose")
+router.register("corticosteroid-doses", views.CorticosteroidDoseViewSet, basename="corticosteroid-dose")
+router.register("anticytokine-doses", views.AnticytokineDoseViewSet, basename="anticytokine-dose")
+router.register("plasma-exchanges", views.PlasmaExchangeViewSet, basename="plasma-exchange")
+router.register("hemofiltration-sessions", views.HemofiltrationSessionViewSet, basename="hemofiltration-session")
+router.register("icu-stays", views.IcuStayViewSet, basename="icu-stay")
+
+urlpatterns = [path("grading/preview/", views.GradingPreviewView.as_view(), name="grading-preview"), *router.urls]

@@ -1,0 +1,280 @@
+"""Daily CRS/ICANS assessments and the rescue-therapy logs (data-dictionary.md).
+
+An assessment stores the raw observations of the worst moment of one site-local calendar day
+and, derived on every save by the grading engine, the grades on the trial's scales, the flags
+and the reasons, with the engine version. Raw components are kept so any scale can be
+recomputed (grading.md, "Older scales").
+"""
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from trials.audit import ClinicalModel
+from trials.models import Subject, weight_field
+
+from .choices import (
+    Anticytokine,
+    CerebralEdema,
+    Consciousness,
+    Corticosteroid,
+    HemofiltrationModality,
+    IceNotAssessable,
+    IcuReason,
+    Indication,
+    IntubationReason,
+    MotorWeakness,
+    OxygenDevice,
+    ReplacementFluid,
+    Route,
+    Seizure,
+)
+
+SUBJECT_SCOPE = ("subject__trial", "subject__site")
+
+
+def grade_field(help_text):
+    """A derived grade 0-5; NULL is "NE" (not evaluable), which always comes with a flag."""
+    return models.PositiveSmallIntegerField(null=True, editable=False, help_text=help_text)
+
+
+def reported_grade_field(help_text):
+    return models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(5)], help_text=help_text)
+
+
+class SubjectRecord(ClinicalModel):
+    """A clinical record of one subject, scoped by the subject's trial and site."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="+")
+    scope_trial, scope_site = SUBJECT_SCOPE
+
+    class Meta:
+        abstract = True
+
+
+class DailyAssessment(SubjectRecord):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="assessments")
+    assessment_date = models.DateField(help_text="Site-local calendar date; the worst state of the day.")
+    study_day = models.SmallIntegerField(null=True, editable=False, help_text="Derived: date - day 0.")
+    # CRS
+    temperature_max_c = models.DecimalField(
+        max_digits=4, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("25.0")), MaxValueValidator(Decimal("45.0"))],
+        help_text="Highest temperature of the day in °C (25.0-45.0); empty = not measured.",
+    )
+    fever_other_cause = models.BooleanField(default=False, help_text="Fever attributed to another cause (R-CRS-12).")
+    antipyretic_given = models.BooleanField(default=False, help_text="Antipyretic given this day (R-CRS-2).")
+    hypotension = models.BooleanField(default=False)
+    hypotension_other_cause = models.BooleanField(default=False)
+    vasopressors = models.JSONField(
+        default=list, blank=True,
+        help_text="Agents for hypotension running at the same time at the worst moment of the day.",
+    )
+    vasopressin_other_indication = models.BooleanField(default=False, help_text="Vasopressin given for another reason (R-CRS-7).")
+    hypoxia = models.BooleanField(default=False, help_text="Supplemental O2 needed for a deficit (R-CRS-6).")
+    hypoxia_other_cause = models.BooleanField(default=False)
+    oxygen_device = models.CharField(max_length=24, choices=OxygenDevice.choices, default=OxygenDevice.NONE,
+                                     help_text="The highest support of the day.")
+    oxygen_flow_l_min = models.DecimalField(
+        max_digits=4, decimal_places=1, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("80"))],
+        help_text="L/min; required for nasal cannula and high-flow cannula (0-80).",
+    )
+    fio2_percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(21), MaxValueValidator(100)], help_text="21-100 %"
+    )
+    intubation_reason = models.CharField(max_length=20, choices=IntubationReason.choices, blank=True)
+    # ICANS
+    ice_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(10)],
+                                                 help_text="ICE 0-10; empty when not assessable.")
+    ice_not_assessable = models.CharField(max_length=12, choices=IceNotAssessable.choices, blank=True)
+    capd_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(32)],
+                                                  help_text="CAPD 0-32: children under 12 or developmental delay.")
+    capd_unable = models.BooleanField(default=False, help_text="Unable to perform CAPD.")
+    consciousness = models.CharField(max_length=24, choices=Consciousness.choices, blank=True)
+    consciousness_other_cause = models.BooleanField(default=False)
+    seizure = models.CharField(max_length=24, choices=Seizure.choices, default=Seizure.NONE)
+    seizure_other_cause = models.BooleanField(default=False)
+    motor_weakness = models.CharField(max_length=12, choices=MotorWeakness.choices, default=MotorWeakness.NONE)
+    motor_other_cause = models.BooleanField(default=False)
+    cerebral_edema = models.CharField(max_length=20, choices=CerebralEdema.choices, default=CerebralEdema.NONE)
+    cerebral_edema_other_cause = models.BooleanField(default=False, help_text="Includes intracranial hemorrhage (R-ICANS-5).")
+    crs_grade_reported = reported_grade_field("The investigator's CRS grade on the trial's CRS scale.")
+    icans_grade_reported = reported_grade_field("The investigator's ICANS grade on the trial's ICANS scale.")
+    # Derived by the grading engine on every save
+    crs_grade_derived = grade_field("On the trial's CRS scale; empty = NE.")
+    icans_grade_derived = grade_field("On the trial's ICANS scale; empty = NE.")
+    ctcae_crs_grade_derived = grade_field("Always CTCAE v5.0; empty = NE.")
+    crs_scale = models.CharField(max_length=12, editable=False, blank=True)
+    icans_scale = models.CharField(max_length=12, editable=False, blank=True)
+    engine_version = models.CharField(max_length=20, editable=False, blank=True)
+    flags = models.JSONField(default=list, editable=False)
+    reasons = models.JSONField(default=list, editable=False)
+
+    class Meta:
+        ordering = ["subject", "assessment_date"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "assessment_date"], condition=Q(voided=False), name="assessment_one_per_subject_day"
+            ),
+            models.CheckConstraint(
+                condition=Q(temperature_max_c__isnull=True) | Q(temperature_max_c__gte=25, temperature_max_c__lte=45),
+                name="assessment_temperature_max_c_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(oxygen_flow_l_min__isnull=True) | Q(oxygen_flow_l_min__gte=0, oxygen_flow_l_min__lte=80),
+                name="assessment_oxygen_flow_l_min_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(fio2_percent__isnull=True) | Q(fio2_percent__gte=21, fio2_percent__lte=100),
+                name="assessment_fio2_percent_range",
+            ),
+            models.CheckConstraint(condition=Q(ice_score__isnull=True) | Q(ice_score__lte=10), name="assessment_ice_score_range"),
+            models.CheckConstraint(condition=Q(capd_score__isnull=True) | Q(capd_score__lte=32), name="assessment_capd_score_range"),
+            models.CheckConstraint(
+                condition=Q(crs_grade_reported__isnull=True) | Q(crs_grade_reported__lte=5), name="assessment_crs_grade_reported_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(icans_grade_reported__isnull=True) | Q(icans_grade_reported__lte=5),
+                name="assessment_icans_grade_reported_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.subject} assessment {self.assessment_date}"
+
+
+def dose_mg_field(**kwargs):
+    return models.DecimalField(max_digits=8, decimal_places=2, help_text="mg", **kwargs)
+
+
+class TocilizumabDose(SubjectRecord):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="tocilizumab_doses")
+    administered_at = models.DateTimeField(help_text="Start of the infusion.")
+    dose_mg = dose_mg_field()
+    weight_kg = weight_field(help_text="kg (0.5-350), required to check the dose")
+    indication = models.CharField(max_length=12, choices=Indication.choices)
+
+    class Meta:
+        ordering = ["subject", "administered_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(dose_mg__gt=0, dose_mg__lte=1600), name="toci_dose_mg_range"),
+        ]
+
+
+class CorticosteroidDose(SubjectRecord):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="corticosteroid_doses")
+    drug = models.CharField(max_length=20, choices=Corticosteroid.choices)
+    administered_at = models.DateTimeField()
+    dose_mg = dose_mg_field()
+    route = models.CharField(max_length=8, choices=Route.choices)
+    indication = models.CharField(max_length=12, choices=Indication.choices)
+
+    class Meta:
+        ordering = ["subject", "administered_at"]
+        constraints = [models.CheckConstraint(condition=Q(dose_mg__gt=0), name="steroid_dose_mg_positive")]
+
+
+class AnticytokineDose(SubjectRecord):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="anticytokine_doses")
+    drug = models.CharField(max_length=12, choices=Anticytokine.choices)
+    administered_at = models.DateTimeField()
+    dose_mg = dose_mg_field()
+    weight_kg = weight_field()
+    route = models.CharField(max_length=8, choices=Route.choices)
+    indication = models.CharField(max_length=12, choices=Indication.choices)
+
+    class Meta:
+        ordering = ["subject", "administered_at"]
+        constraints = [models.CheckConstraint(condition=Q(dose_mg__gt=0), name="anticytokine_dose_mg_positive")]
+
+
+class PlasmaExchange(SubjectRecord):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="plasma_exchanges")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    plasma_volume_exchanged_ml = models.PositiveIntegerField(help_text="mL exchanged")
+    replacement_fluid = models.CharField(max_length=16, choices=ReplacementFluid.choices)
+    hematocrit_fraction = models.DecimalField(
+        max_digits=3, decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.10")), MaxValueValidator(Decimal("0.70"))],
+        help_text="0.10-0.70 (a fraction, not %)",
+    )
+    weight_kg = weight_field()
+    estimated_plasma_volume_ml = models.PositiveIntegerField(
+        editable=False, null=True, help_text="Derived: 65 x weight_kg x (1 - hematocrit)."
+    )
+    plasma_volumes_exchanged = models.DecimalField(
+        max_digits=4, decimal_places=2, editable=False, null=True, help_text="Derived: exchanged / estimated plasma volume."
+    )
+
+    class Meta:
+        ordering = ["subject", "started_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(hematocrit_fraction__gte=Decimal("0.10"), hematocrit_fraction__lte=Decimal("0.70")),
+                name="tpe_hematocrit_fraction_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(plasma_volume_exchanged_ml__gt=0, plasma_volume_exchanged_ml__lte=12000),
+                name="tpe_plasma_volume_exchanged_ml_range",
+            ),
+            models.CheckConstraint(condition=Q(ended_at__gt=models.F("started_at")), name="tpe_ends_after_start"),
+        ]
+
+
+class HemofiltrationSession(SubjectRecord):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="hemofiltration_sessions")
+    modality = models.CharField(max_length=16, choices=HemofiltrationModality.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Empty while running.")
+    effluent_rate_ml_h = models.PositiveIntegerField(help_text="mL/h")
+    weight_kg = weight_field()
+    effluent_dose_ml_kg_h = models.DecimalField(
+        max_digits=5, decimal_places=1, editable=False, null=True, help_text="Derived: effluent rate / weight."
+    )
+
+    class Meta:
+        ordering = ["subject", "started_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gt=models.F("started_at")), name="crrt_ends_after_start"
+            ),
+        ]
+
+
+class IcuStay(SubjectRecord):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="icu_stays")
+    admitted_at = models.DateTimeField()
+    discharged_at = models.DateTimeField(null=True, blank=True, help_text="Empty while in the ICU.")
+    reason = models.CharField(max_length=8, choices=IcuReason.choices)
+
+    class Meta:
+        ordering = ["subject", "admitted_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(discharged_at__isnull=True) | Q(discharged_at__gte=models.F("admitted_at")),
+                name="icu_discharged_after_admitted",
+            ),
+        ]
+
+
+CONSTRAINT_FIELDS = {
+    "assessment_one_per_subject_day": "assessment_date",
+    "assessment_temperature_max_c_range": "temperature_max_c",
+    "assessment_oxygen_flow_l_min_range": "oxygen_flow_l_min",
+    "assessment_fio2_percent_range": "fio2_percent",
+    "assessment_ice_score_range": "ice_score",
+    "assessment_capd_score_range": "capd_score",
+    "assessment_crs_grade_reported_range": "crs_grade_reported",
+    "assessment_icans_grade_reported_range": "icans_grade_reported",
+    "toci_dose_mg_range": "dose_mg",
+    "steroid_dose_mg_positive": "dose_mg",
+    "anticytokine_dose_mg_positive": "dose_mg",
+    "tpe_hematocrit_fraction_range": "hematocrit_fraction",
+    "tpe_plasma_volume_exchanged_ml_range": "plasma_volume_exchanged_ml",
+    "tpe_ends_after_start": "ended_at",
+    "crrt_ends_after_start": "ended_at",
+    "icu_discharged_after_admitted": "discharged_at",
+}

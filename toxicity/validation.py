@@ -1,0 +1,164 @@
+"""Hard rules of checks.md for daily assessments and rescue-therapy logs, over plain values.
+
+Each function returns ``{field: [message, ...]}``; messages start with the rule id. The
+services gather the values (the subject's other records, the site-local "now") and call them.
+Soft rules (queries) are not here: they never block a save.
+"""
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from toxicity.grading.dosing import effluent_dose_ml_kg_h, estimated_plasma_volume_ml, mg_per_kg
+
+Errors = dict[str, list[str]]
+
+TOCI_MAX_DOSE_MG = Decimal("1600")
+TOCI_MAX_MG_PER_KG = Decimal("16")
+TOCI_DUPLICATE_WINDOW = timedelta(hours=1)
+STEROID_MAX_DOSE_MG = {"dexamethasone": Decimal("100"), "methylprednisolone": Decimal("2000"), "hydrocortisone": Decimal("1000")}
+METHYLPREDNISOLONE_MAX_MG_PER_KG = Decimal("30")
+ANAKINRA_MAX_MG_PER_24H = Decimal("2400")
+SILTUXIMAB_MAX_MG_PER_KG = Decimal("22")
+TPE_MAX_ML = 12000
+TPE_MAX_PLASMA_VOLUMES = Decimal("3.0")
+CRRT_MAX_DOSE_ML_KG_H = Decimal("100")
+
+
+def _add(errors: Errors, field: str, message: str) -> None:
+    errors.setdefault(field, []).append(message)
+
+
+def _not_future(errors: Errors, field: str, moment: datetime | None, now: datetime) -> None:
+    if moment is not None and moment > now:
+        _add(errors, field, "FUTURE-DATE: this time is in the future.")
+
+
+def assessment_errors(
+    v: dict[str, Any], *, today: date, death_date: date | None, subject_voided: bool = False
+) -> Errors:
+    errors: Errors = {}
+    day = v.get("assessment_date")
+    if subject_voided:
+        _add(errors, "subject", "This subject was marked entered in error.")
+    if day is not None:
+        if day > today:
+            _add(errors, "assessment_date", "FUTURE-DATE: the assessment date is after today.")
+        if death_date is not None and day > death_date:
+            _add(errors, "assessment_date", f"ASSESSMENT-AFTER-DEATH: the subject died on {death_date}.")
+    return errors
+
+
+def tocilizumab_errors(v: dict[str, Any], *, now: datetime, other_starts: Iterable[datetime]) -> Errors:
+    errors: Errors = {}
+    dose, weight, at = v.get("dose_mg"), v.get("weight_kg"), v.get("administered_at")
+    if weight is None:
+        _add(errors, "weight_kg", "TOCI-WEIGHT-MISSING: the weight is needed to check the dose.")
+    if dose is not None:
+        if dose <= 0 or dose > TOCI_MAX_DOSE_MG:
+            _add(errors, "dose_mg", f"TOCI-DOSE-IMPOSSIBLE: {dose} mg is outside 0-{TOCI_MAX_DOSE_MG} mg (a unit or decimal error?).")
+        elif weight and mg_per_kg(dose, weight) > TOCI_MAX_MG_PER_KG:
+            _add(errors, "dose_mg", f"TOCI-DOSE-IMPOSSIBLE: {mg_per_kg(dose, weight)} mg/kg is above {TOCI_MAX_MG_PER_KG} mg/kg.")
+    _not_future(errors, "administered_at", at, now)
+    if at is not None:
+        for other in other_starts:
+            if abs(at - other) < TOCI_DUPLICATE_WINDOW:
+                _add(errors, "administered_at", f"TOCI-DUPLICATE: another dose started at {other.isoformat()}, less than 1 hour apart.")
+                break
+    return errors
+
+
+def corticosteroid_errors(v: dict[str, Any], *, now: datetime, weight_kg: Decimal | None) -> Errors:
+    errors: Errors = {}
+    drug, dose = v.get("drug"), v.get("dose_mg")
+    if dose is not None:
+        limit = STEROID_MAX_DOSE_MG.get(drug)
+        if dose <= 0:
+            _add(errors, "dose_mg", "The dose must be greater than 0 mg.")
+        elif limit is not None and dose > limit:
+            _add(errors, "dose_mg", f"STEROID-DOSE-IMPOSSIBLE: {drug} {dose} mg is above {limit} mg per dose.")
+        elif drug == "methylprednisolone" and weight_kg and mg_per_kg(dose, weight_kg) > METHYLPREDNISOLONE_MAX_MG_PER_KG:
+            _add(errors, "dose_mg", f"STEROID-DOSE-IMPOSSIBLE: methylprednisolone {mg_per_kg(dose, weight_kg)} mg/kg is above 30 mg/kg.")
+    _not_future(errors, "administered_at", v.get("administered_at"), now)
+    return errors
+
+
+def max_total_in_24h(doses: Iterable[tuple[datetime, Decimal]], including: datetime) -> Decimal:
+    """The largest sum of doses starting in any window (t - 24 h, t] that contains ``including``."""
+    doses = sorted(doses)
+    best = Decimal(0)
+    for end, _ in doses:
+        if not (including <= end < including + timedelta(hours=24)):
+            continue
+        best = max(best, sum((d for at, d in doses if end - timedelta(hours=24) < at <= end), Decimal(0)))
+    return best
+
+
+def anticytokine_errors(
+    v: dict[str, Any], *, now: datetime, other_doses: Iterable[tuple[datetime, Decimal]] = ()
+) -> Errors:
+    """``other_doses``: (start, mg) of the subject's other doses of the same drug."""
+    errors: Errors = {}
+    drug, dose, weight, at = v.get("drug"), v.get("dose_mg"), v.get("weight_kg"), v.get("administered_at")
+    if dose is not None:
+        if dose <= 0:
+            _add(errors, "dose_mg", "The dose must be greater than 0 mg.")
+        elif drug == "anakinra" and at is not None:
+            total = max_total_in_24h([*other_doses, (at, dose)], including=at)
+            if total > ANAKINRA_MAX_MG_PER_24H:
+                _add(errors, "dose_mg", f"ANAKINRA-DOSE: {total} mg of anakinra in 24 hours is above {ANAKINRA_MAX_MG_PER_24H} mg.")
+        elif drug == "siltuximab" and weight and mg_per_kg(dose, weight) > SILTUXIMAB_MAX_MG_PER_KG:
+            _add(errors, "dose_mg", f"SILTUXIMAB-DOSE: {mg_per_kg(dose, weight)} mg/kg is above {SILTUXIMAB_MAX_MG_PER_KG} mg/kg.")
+    _not_future(errors, "administered_at", v.get("administered_at"), now)
+    return errors
+
+
+def plasma_exchange_errors(v: dict[str, Any], *, now: datetime) -> Errors:
+    errors: Errors = {}
+    started, ended = v.get("started_at"), v.get("ended_at")
+    exchanged, weight, hct = v.get("plasma_volume_exchanged_ml"), v.get("weight_kg"), v.get("hematocrit_fraction")
+    if started and ended and ended <= started:
+        _add(errors, "ended_at", "The exchange ends before it starts.")
+    _not_future(errors, "started_at", started, now)
+    _not_future(errors, "ended_at", ended, now)
+    if exchanged is not None:
+        if exchanged <= 0 or exchanged > TPE_MAX_ML:
+            _add(errors, "plasma_volume_exchanged_ml", f"TPE-VOLUME-IMPOSSIBLE: {exchanged} mL is outside 1-{TPE_MAX_ML} mL.")
+        elif weight and hct and Decimal("0.10") <= hct <= Decimal("0.70"):
+            volumes = Decimal(exchanged) / estimated_plasma_volume_ml(weight, hct)
+            if volumes > TPE_MAX_PLASMA_VOLUMES:
+                _add(
+                    errors, "plasma_volume_exchanged_ml",
+                    f"TPE-VOLUME-IMPOSSIBLE: {volumes:.2f} estimated plasma volumes is above {TPE_MAX_PLASMA_VOLUMES}.",
+                )
+    return errors
+
+
+def hemofiltration_errors(
+    v: dict[str, Any], *, now: datetime, other_sessions: Iterable[tuple[datetime, datetime | None]]
+) -> Errors:
+    errors: Errors = {}
+    started, ended, rate, weight = v.get("started_at"), v.get("ended_at"), v.get("effluent_rate_ml_h"), v.get("weight_kg")
+    if started and ended and ended <= started:
+        _add(errors, "ended_at", "CRRT-DOSE-IMPOSSIBLE: the session ends before it starts.")
+    _not_future(errors, "started_at", started, now)
+    _not_future(errors, "ended_at", ended, now)
+    if rate is not None and weight and effluent_dose_ml_kg_h(rate, weight) > CRRT_MAX_DOSE_ML_KG_H:
+        _add(errors, "effluent_rate_ml_h", f"CRRT-DOSE-IMPOSSIBLE: {effluent_dose_ml_kg_h(rate, weight)} mL/kg/h is above 100.")
+    if started:
+        for other_start, other_end in other_sessions:
+            # Intervals [start, end) overlap; a running session (no end) extends to infinity.
+            if (ended is None or other_start < ended) and (other_end is None or started < other_end):
+                _add(errors, "started_at", f"CRRT-OVERLAP: overlaps the session started {other_start.isoformat()}.")
+                break
+    return errors
+
+
+def icu_stay_errors(v: dict[str, Any], *, now: datetime) -> Errors:
+    errors: Errors = {}
+    admitted, discharged = v.get("admitted_at"), v.get("discharged_at")
+    if admitted and discharged and discharged < admitted:
+        _add(errors, "discharged_at", "The discharge is before the admission.")
+    _not_future(errors, "admitted_at", admitted, now)
+    _not_future(errors, "discharged_at", discharged, now)
+    return errors
