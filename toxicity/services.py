@@ -359,13 +359,16 @@ def _log_validate(record):
     return errors
 
 
-def log_create(model: type, *, user, subject: Subject, reason: str = "", **fields):
-    """Create a rescue-therapy log entry (tocilizumab, steroid, anti-cytokine, TPE, CRRT, ICU)."""
+def log_create(model: type, *, user, subject: Subject, **fields):
+    """Create a rescue-therapy log entry (tocilizumab, steroid, anti-cytokine, TPE, CRRT, ICU).
+
+    The first save needs no reason for change (``fields`` may hold the ICU stay's own ``reason``).
+    """
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     rules = LOG_RULES[model]
     with transaction.atomic():
         subject = _lock_subject(subject)
-        record = audited_create(model(subject=subject, **fields), user=user, reason=reason,
+        record = audited_create(model(subject=subject, **fields), user=user,
                                 validate=_log_validate, derive=rules.derive)
         if rules.regrades:
             regrade_subject(subject, user=user, because=f"a {model._meta.verbose_name} was entered")

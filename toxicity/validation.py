@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from toxicity.grading.dosing import effluent_dose_ml_kg_h, estimated_plasma_volume_ml, mg_per_kg
+from toxicity.grading.dosing import PLASMA_ML_PER_KG, effluent_dose_ml_kg_h, mg_per_kg
 
 Errors = dict[str, list[str]]
 
@@ -57,7 +57,7 @@ def tocilizumab_errors(v: dict[str, Any], *, now: datetime, other_starts: Iterab
     if dose is not None:
         if dose <= 0 or dose > TOCI_MAX_DOSE_MG:
             _add(errors, "dose_mg", f"TOCI-DOSE-IMPOSSIBLE: {dose} mg is outside 0-{TOCI_MAX_DOSE_MG} mg (a unit or decimal error?).")
-        elif weight and mg_per_kg(dose, weight) > TOCI_MAX_MG_PER_KG:
+        elif weight and dose > TOCI_MAX_MG_PER_KG * weight:  # exact: never compare a rounded ratio
             _add(errors, "dose_mg", f"TOCI-DOSE-IMPOSSIBLE: {mg_per_kg(dose, weight)} mg/kg is above {TOCI_MAX_MG_PER_KG} mg/kg.")
     _not_future(errors, "administered_at", at, now)
     if at is not None:
@@ -77,7 +77,7 @@ def corticosteroid_errors(v: dict[str, Any], *, now: datetime, weight_kg: Decima
             _add(errors, "dose_mg", "The dose must be greater than 0 mg.")
         elif limit is not None and dose > limit:
             _add(errors, "dose_mg", f"STEROID-DOSE-IMPOSSIBLE: {drug} {dose} mg is above {limit} mg per dose.")
-        elif drug == "methylprednisolone" and weight_kg and mg_per_kg(dose, weight_kg) > METHYLPREDNISOLONE_MAX_MG_PER_KG:
+        elif drug == "methylprednisolone" and weight_kg and dose > METHYLPREDNISOLONE_MAX_MG_PER_KG * weight_kg:
             _add(errors, "dose_mg", f"STEROID-DOSE-IMPOSSIBLE: methylprednisolone {mg_per_kg(dose, weight_kg)} mg/kg is above 30 mg/kg.")
     _not_future(errors, "administered_at", v.get("administered_at"), now)
     return errors
@@ -107,7 +107,7 @@ def anticytokine_errors(
             total = max_total_in_24h([*other_doses, (at, dose)], including=at)
             if total > ANAKINRA_MAX_MG_PER_24H:
                 _add(errors, "dose_mg", f"ANAKINRA-DOSE: {total} mg of anakinra in 24 hours is above {ANAKINRA_MAX_MG_PER_24H} mg.")
-        elif drug == "siltuximab" and weight and mg_per_kg(dose, weight) > SILTUXIMAB_MAX_MG_PER_KG:
+        elif drug == "siltuximab" and weight and dose > SILTUXIMAB_MAX_MG_PER_KG * weight:
             _add(errors, "dose_mg", f"SILTUXIMAB-DOSE: {mg_per_kg(dose, weight)} mg/kg is above {SILTUXIMAB_MAX_MG_PER_KG} mg/kg.")
     _not_future(errors, "administered_at", v.get("administered_at"), now)
     return errors
@@ -125,7 +125,7 @@ def plasma_exchange_errors(v: dict[str, Any], *, now: datetime) -> Errors:
         if exchanged <= 0 or exchanged > TPE_MAX_ML:
             _add(errors, "plasma_volume_exchanged_ml", f"TPE-VOLUME-IMPOSSIBLE: {exchanged} mL is outside 1-{TPE_MAX_ML} mL.")
         elif weight and hct and Decimal("0.10") <= hct <= Decimal("0.70"):
-            volumes = Decimal(exchanged) / estimated_plasma_volume_ml(weight, hct)
+            volumes = Decimal(exchanged) / (PLASMA_ML_PER_KG * weight * (1 - hct))  # unrounded estimate
             if volumes > TPE_MAX_PLASMA_VOLUMES:
                 _add(
                     errors, "plasma_volume_exchanged_ml",
@@ -143,7 +143,7 @@ def hemofiltration_errors(
         _add(errors, "ended_at", "CRRT-DOSE-IMPOSSIBLE: the session ends before it starts.")
     _not_future(errors, "started_at", started, now)
     _not_future(errors, "ended_at", ended, now)
-    if rate is not None and weight and effluent_dose_ml_kg_h(rate, weight) > CRRT_MAX_DOSE_ML_KG_H:
+    if rate is not None and weight and rate > CRRT_MAX_DOSE_ML_KG_H * weight:
         _add(errors, "effluent_rate_ml_h", f"CRRT-DOSE-IMPOSSIBLE: {effluent_dose_ml_kg_h(rate, weight)} mL/kg/h is above 100.")
     if started:
         for other_start, other_end in other_sessions:

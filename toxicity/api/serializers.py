@@ -22,10 +22,11 @@ class GradeField(serializers.Field):
         super().__init__(**kwargs)
 
     def get_attribute(self, instance):
-        return getattr(instance, self.source)
+        value = getattr(instance, self.source)
+        return "NE" if value is None else value  # DRF would render None as null without asking us
 
     def to_representation(self, value):
-        return "NE" if value is None else value
+        return value
 
 
 def writable_subject_field():

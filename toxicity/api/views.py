@@ -81,7 +81,7 @@ def log_viewset(model, fields, derived=(), read_mixin=None):
         __doc__ = f"{model._meta.verbose_name.capitalize()} log (data-dictionary.md, rescue interventions)."
 
         def service_create(self, *, user, data, reason):
-            return services.log_create(model, user=user, reason=reason, **data)
+            return services.log_create(model, user=user, **data)
 
         def service_update(self, instance, **kwargs):
             return services.log_update(instance, **kwargs)

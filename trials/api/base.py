@@ -14,17 +14,25 @@ from trials.roles import ALL_ROLES, DATA_ENTRY_ROLES
 from trials.selectors import RoleIndex
 
 
-class ChangeSerializer(serializers.Serializer):
-    """The two fields every later change carries (workflow.md, Corrections and audit)."""
-
-    version = serializers.IntegerField(
-        min_value=1, help_text="The version you edited; a stale version is refused with 409."
-    )
-    reason = serializers.CharField(help_text="Why the data change, e.g. 'transcription error'.")
+VERSION_HELP = "The version you edited; a stale version is refused with 409."
+REASON_HELP = "Why the data change, e.g. 'transcription error'."
 
 
-class VoidSerializer(ChangeSerializer):
-    pass
+class VoidSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, help_text=VERSION_HELP)
+    reason = serializers.CharField(help_text="Why the record was entered in error.")
+
+
+def change_serializer(reason_key: str) -> serializers.Serializer:
+    """The fields every later change carries (workflow.md): ``version`` and the reason for change.
+
+    The reason travels as ``reason`` (api.md), or as ``change_reason`` on resources whose own
+    data have a field called ``reason`` (icu-stays); ``change_reason`` is accepted everywhere.
+    """
+    return type("ChangeSerializer", (serializers.Serializer,), {
+        "version": serializers.IntegerField(min_value=1, help_text=VERSION_HELP),
+        reason_key: serializers.CharField(help_text=REASON_HELP),
+    })
 
 
 class WriteSerializer(serializers.ModelSerializer):
@@ -82,6 +90,10 @@ class ClinicalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             return VoidSerializer
         return self.read_serializer_class
 
+    def change_reason_key(self) -> str:
+        fields = self.write_serializer_class.Meta.fields
+        return "change_reason" if "reason" in fields else "reason"
+
     def _require_write_role(self):
         index = RoleIndex.for_user(self.request.user)
         if not any(index.has(self.write_roles, trial_id) for trial_id in index.grants):
@@ -91,26 +103,25 @@ class ClinicalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         self._require_write_role()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        data.pop("version", None)
-        reason = data.pop("reason", "")
-        instance = self.service_create(user=request.user, data=data, reason=reason)
+        instance = self.service_create(user=request.user, data=dict(serializer.validated_data), reason="")
         return Response(self.read_serializer_class(instance, context=self.get_serializer_context()).data, status=201)
 
     def partial_update(self, request, *args, **kwargs):
         instance = self.get_object()
         serializer = self.get_serializer(instance, data=request.data, partial=True)
-        change = ChangeSerializer(data=request.data)
+        reason_key = self.change_reason_key()
+        if reason_key == "reason" and "change_reason" in request.data:
+            reason_key = "change_reason"
+        change = change_serializer(reason_key)(data=request.data)
         valid = [serializer.is_valid(), change.is_valid()]  # both run: the 400 names every bad field
         if not all(valid):
             raise serializers.ValidationError({**serializer.errors, **change.errors})
-        changes = {k: v for k, v in serializer.validated_data.items() if k not in ("version", "reason")}
         instance = self.service_update(
             instance,
             user=request.user,
             version=change.validated_data["version"],
-            reason=change.validated_data["reason"],
-            changes=changes,
+            reason=change.validated_data[reason_key],
+            changes=dict(serializer.validated_data),
         )
         return Response(self.read_serializer_class(instance, context=self.get_serializer_context()).data)
 
