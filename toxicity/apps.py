@@ -5,6 +5,11 @@ class ToxicityConfig(AppConfig):
     name = "toxicity"
     verbose_name = "Toxicity: daily CRS/ICANS assessments, grading and rescue therapy"
 
+    def load_demo(self, trial, coordinators, *, today):
+        from .demo import load_demo
+
+        load_demo(trial, coordinators, today=today)
+
     def ready(self):
         from trials.api.errors import register_constraint_fields
 

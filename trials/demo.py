@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import transaction
@@ -125,6 +126,9 @@ def load_demo(*, today: date | None = None) -> tuple[Trial, list[tuple[str, str,
         for spec in DEMO_SUBJECTS:
             _demo_subject(spec, trial=trial, site=sites[spec.site], cohort=cohorts[spec.cohort],
                           user=coordinators[spec.site], today=today)
+    for config in apps.get_app_configs():  # later apps add their demo data (daily courses, ...)
+        if hasattr(config, "load_demo"):
+            config.load_demo(trial, coordinators, today=today)
     return trial, credentials
 
 

@@ -55,6 +55,20 @@ def test_load_demo_builds_the_demo_trial_idempotently(db, capsys, settings):
     assert ages[0] < 12 and ages[-1] >= 65  # children and adults
     roles = set(Membership.objects.values_list("role", flat=True))
     assert roles == {"coordinator", "investigator", "monitor", "data_manager", "sponsor", "dsmb"}
+    # daily courses (toxicity app): every CRS and ICANS grade, NE, children graded with CAPD, all rescue logs
+    from toxicity import models as tox
+
+    assessments = tox.DailyAssessment.objects.all()
+    assert set(assessments.values_list("crs_grade_derived", flat=True)) == {0, 1, 2, 3, 4, 5, None}
+    assert set(assessments.values_list("icans_grade_derived", flat=True)) >= {0, 1, 2, 3, 4, 5}
+    assert assessments.filter(capd_score__gte=9, subject__age_years__lt=12).exists()
+    for log in (tox.TocilizumabDose, tox.CorticosteroidDose, tox.AnticytokineDose, tox.PlasmaExchange,
+                tox.HemofiltrationSession, tox.IcuStay):
+        assert log.objects.exists(), log
+    assert Subject.objects.filter(status="died").count() == 2
+    count = assessments.count()
+    call_command("load_demo")
+    assert tox.DailyAssessment.objects.count() == count  # idempotent
 
 
 def test_load_demo_refuses_production(db, settings):
