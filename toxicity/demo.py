@@ -110,7 +110,8 @@ def load_course(subject: Subject, user, *, today) -> None:
         return
     base = CHILD if (subject.age_years or 99) < 12 or subject.developmental_delay else ADULT
     death = DEATHS.get(subject.subject_id)
-    last_day = min(subject.trial.daily_assessment_until_day, (today - subject.day0).days, death[0] if death else 99)
+    local_today = min(today, trial_services.site_local_date(timezone.now(), subject.site))
+    last_day = min(subject.trial.daily_assessment_until_day, (local_today - subject.day0).days, death[0] if death else 99)
     for day in range(-1, last_day + 1):
         fields = {**base, **COURSES.get(subject.subject_id, {}).get(day, {})}
         if "capd_score" in fields and base is ADULT:

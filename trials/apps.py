@@ -10,3 +10,4 @@ class TrialsConfig(AppConfig):
         from trials.models import CONSTRAINT_FIELDS
 
         register_constraint_fields(CONSTRAINT_FIELDS)
+        from trials import workflow_services  # noqa: F401  (registers the lock guard and signature hook)

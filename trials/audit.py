@@ -32,6 +32,16 @@ class StaleVersionError(Exception):
         )
 
 
+class RecordLockedError(Exception):
+    """The record, its casebook or its trial is locked (HTTP 423); unlock with a reason first."""
+
+
+# Called with the list of rows about to be written (locks register here; raise RecordLockedError).
+WRITE_GUARDS: list[Callable[[list[models.Model]], None]] = []
+# Called with the list of rows just written and the acting user (signatures are voided here).
+AFTER_WRITE: list[Callable[[list[models.Model], Any], None]] = []
+
+
 class AuditedQuerySet(models.QuerySet):
     """A queryset that refuses every write that django-simple-history would not see."""
 
@@ -110,9 +120,31 @@ def field_changes(history_row) -> dict[str, tuple[Any, Any]]:
 
 
 def _save_with_history(instance: models.Model, *, user, reason: str) -> None:
+    for guard in WRITE_GUARDS:
+        guard([instance])
     instance._history_user = user
     instance._change_reason = reason
     instance.save()
+    for hook in AFTER_WRITE:
+        hook([instance], user)
+
+
+def audited_bulk_create(model: type[AuditedModel], objs: list, *, user, reason: str, batch_size: int = 2000) -> list:
+    """Insert many new rows with one history row each, in bulk (synthetic data, imports).
+
+    The only sanctioned bulk path: rows and their history are written in one transaction.
+    Guards run per row, so locked casebooks stay untouched.
+    """
+    for guard in WRITE_GUARDS:
+        guard(objs)
+    with transaction.atomic():
+        created = models.QuerySet(model).bulk_create(objs, batch_size=batch_size)
+        model.history.bulk_history_create(
+            created, batch_size=batch_size, default_user=user, default_change_reason=reason
+        )
+        for hook in AFTER_WRITE:
+            hook(created, user)
+    return created
 
 
 def _clean(instance: models.Model, validate: Callable[[models.Model], Mapping[str, list[str]]] | None):

@@ -308,3 +308,5 @@ CONSTRAINT_FIELDS = {
     "infusion_dose_cells_per_kg_range": "dose_cells_per_kg",
     "infusion_weight_kg_range": "weight_kg",
 }
+
+from .workflow import CasebookSignature, Lock, LockScope, SourceVerification  # noqa: E402,F401  (registered with the app)

@@ -1,4 +1,5 @@
-"""API errors as api.md says: 400 naming every field, 401/404 for auth and scope, 409 stale version.
+"""API errors as api.md says: 400 naming every field, 401/404 for auth and scope, 409 stale version,
+423 locked.
 
 Never a 403 that confirms an object exists (workflow.md): permission failures of an
 authenticated user are answered 404.
@@ -10,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from trials.audit import StaleVersionError
+from trials.audit import RecordLockedError, StaleVersionError
 
 CONSTRAINT_FIELD_REGISTRIES: list[dict[str, str]] = []
 
@@ -42,6 +43,8 @@ def exception_handler(exc, context):
         return Response(
             {"version": [str(exc)], "current_version": exc.current}, status=status.HTTP_409_CONFLICT
         )
+    if isinstance(exc, RecordLockedError):
+        return Response({"detail": str(exc)}, status=status.HTTP_423_LOCKED)
     if isinstance(exc, IntegrityError):
         return Response(integrity_errors(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
