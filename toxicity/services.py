@@ -21,6 +21,7 @@ from django.utils import timezone
 from toxicity.grading import GradingInputError, collect_input_errors, grade
 from trials.audit import audited_create, audited_update, audited_void, system_update
 from trials.models import Death, Subject
+from trials.notifications import notify_data_managers
 from trials.roles import DATA_ENTRY_ROLES
 from trials.services import require_roles, site_local_date
 from trials.study_day import study_day
@@ -198,6 +199,29 @@ def regrade_subject(subject: Subject, *, user, because: str) -> int:
     return changed
 
 
+# --- after every write: save-time checks and alerts -----------------------------------------
+
+HIGH_GRADE = 4
+
+
+def _high_grade_days(subject: Subject) -> set[tuple[str, date, int]]:
+    rows = DailyAssessment.objects.filter(subject=subject, voided=False).values_list(
+        "assessment_date", "crs_grade_derived", "icans_grade_derived"
+    )
+    return {(kind, day, g) for day, crs, icans in rows for kind, g in (("CRS", crs), ("ICANS", icans))
+            if g is not None and g >= HIGH_GRADE}
+
+
+def after_subject_write(subject: Subject, *, high_before: set) -> None:
+    """Soft rules for the subject at once (the coordinator sees the query), and alert the data
+    managers of any new derived grade >= 4."""
+    from toxicity.queries import check_subject  # the query module imports these services' models
+
+    check_subject(subject)
+    for kind, day, grade in sorted(_high_grade_days(subject) - high_before):
+        notify_data_managers(subject=subject, text=f"derived {kind} grade {grade} on {day}")
+
+
 # --- daily assessments ----------------------------------------------------------------------
 
 
@@ -230,11 +254,13 @@ def assessment_create(*, user, subject: Subject, reason: str = "", **fields) -> 
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     with transaction.atomic():
         subject = _lock_subject(subject)
+        high_before = _high_grade_days(subject)
         assessment = audited_create(
             DailyAssessment(subject=subject, **fields), user=user, reason=reason,
             validate=_assessment_rules, derive=_derive_assessment,
         )
         regrade_subject(subject, user=user, because=f"the assessment of {assessment.assessment_date} was entered")
+        after_subject_write(subject, high_before=high_before)
     return assessment
 
 
@@ -244,12 +270,14 @@ def assessment_update(*, assessment: DailyAssessment, user, version, reason, cha
     changes.pop("subject", None)
     with transaction.atomic():
         _lock_subject(subject)
+        high_before = _high_grade_days(subject)
         assessment, changed = audited_update(
             DailyAssessment, assessment.pk, user=user, version=version, reason=reason, changes=changes,
             validate=_assessment_rules, derive=_derive_assessment,
         )
         if changed:
             regrade_subject(subject, user=user, because=f"the assessment of {assessment.assessment_date} was corrected")
+            after_subject_write(subject, high_before=high_before)
     return assessment
 
 
@@ -258,8 +286,10 @@ def assessment_void(*, assessment: DailyAssessment, user, version, reason) -> Da
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     with transaction.atomic():
         _lock_subject(subject)
+        high_before = _high_grade_days(subject)
         assessment = audited_void(DailyAssessment, assessment.pk, user=user, version=version, reason=reason)
         regrade_subject(subject, user=user, because=f"the assessment of {assessment.assessment_date} was voided")
+        after_subject_write(subject, high_before=high_before)
     return assessment
 
 
@@ -368,10 +398,12 @@ def log_create(model: type, *, user, subject: Subject, **fields):
     rules = LOG_RULES[model]
     with transaction.atomic():
         subject = _lock_subject(subject)
+        high_before = _high_grade_days(subject)
         record = audited_create(model(subject=subject, **fields), user=user,
                                 validate=_log_validate, derive=rules.derive)
         if rules.regrades:
             regrade_subject(subject, user=user, because=f"a {model._meta.verbose_name} was entered")
+        after_subject_write(subject, high_before=high_before)
     return record
 
 
@@ -382,10 +414,13 @@ def log_update(record, *, user, version, reason, changes: dict):
     changes.pop("subject", None)
     with transaction.atomic():
         _lock_subject(subject)
+        high_before = _high_grade_days(subject)
         record, changed = audited_update(model, record.pk, user=user, version=version, reason=reason, changes=changes,
                                          validate=_log_validate, derive=rules.derive)
         if changed and rules.regrades:
             regrade_subject(subject, user=user, because=f"a {model._meta.verbose_name} was corrected")
+        if changed:
+            after_subject_write(subject, high_before=high_before)
     return record
 
 
@@ -394,7 +429,9 @@ def log_void(record, *, user, version, reason):
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     with transaction.atomic():
         _lock_subject(subject)
+        high_before = _high_grade_days(subject)
         record = audited_void(model, record.pk, user=user, version=version, reason=reason)
         if LOG_RULES[model].regrades:
             regrade_subject(subject, user=user, because=f"a {model._meta.verbose_name} was voided")
+        after_subject_write(subject, high_before=high_before)
     return record

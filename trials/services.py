@@ -18,6 +18,7 @@ from .choices import SubjectStatus
 from .models import Death, Infusion, Membership, Site, Subject, Trial
 from .roles import DATA_ENTRY_ROLES
 from .selectors import RoleIndex
+from .notifications import notify_data_managers
 from .signals import subject_records_changed
 from .study_day import age_in_years
 
@@ -244,6 +245,7 @@ def death_record(*, subject: Subject, user, version: int | None = None, reason: 
         existing = Death.objects.filter(subject=subject, voided=False).first()
         if existing is None:
             death = audited_create(Death(subject=subject, **fields), user=user, reason=reason or "", validate=_death_rules)
+            notify_data_managers(subject=subject, text=f"death on {death.death_date} ({death.get_death_primary_cause_display()})")
         else:
             death, _ = audited_update(
                 Death, existing.pk, user=user, version=version, reason=reason, changes=fields, validate=_death_rules

@@ -5,6 +5,6 @@ each a function from a snapshot to findings, registered by rule id. The services
 snapshot from the database and turn findings into queries.
 """
 from .records import Finding, SubjectSnapshot
-from .rules import RULES, run_rules
+from .rules import RULES, job_only_rules, run_rules
 
-__all__ = ["Finding", "RULES", "SubjectSnapshot", "run_rules"]
+__all__ = ["Finding", "RULES", "SubjectSnapshot", "job_only_rules", "run_rules"]

@@ -35,18 +35,23 @@ class Rule:
     id: str
     check: RuleFn
     summary: str
+    at_save: bool = True  # False: only the background job opens its queries (a save may still close them)
 
 
 RULES: dict[str, Rule] = {}
 
 
-def rule(*ids_and_summaries: tuple[str, str]):
+def rule(*ids_and_summaries: tuple[str, str], at_save: bool = True):
     def register(fn: RuleFn) -> RuleFn:
         for rule_id, summary in ids_and_summaries:
-            RULES[rule_id] = Rule(rule_id, fn, summary)
+            RULES[rule_id] = Rule(rule_id, fn, summary, at_save)
         return fn
 
     return register
+
+
+def job_only_rules() -> set[str]:
+    return {r.id for r in RULES.values() if not r.at_save}
 
 
 def run_rules(snapshot: SubjectSnapshot) -> list[Finding]:
@@ -188,7 +193,7 @@ def death_grade(s: SubjectSnapshot):
                 )
 
 
-@rule(("ASSESSMENT-MISSING", "No daily assessment for a day 0..N that has passed."))
+@rule(("ASSESSMENT-MISSING", "No daily assessment for a day 0..N that has passed."), at_save=False)
 def assessment_missing(s: SubjectSnapshot):
     if s.day0 is None or s.status == "withdrawn":
         return
