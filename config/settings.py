@@ -7,6 +7,7 @@ every variable read here with its default.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -98,8 +99,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1800)
 # Redis re-delivers an unacknowledged task after the visibility timeout: keep it above the
 # longest task so a slow task is not run twice while still running.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 600)
+}
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "nightly-consistency-checks": {
+        "task": "toxicity.nightly_checks",
+        "schedule": crontab(hour=env.int("CHECKS_NIGHTLY_HOUR_UTC", default=2), minute=0),
+    },
+}
 
 # --- Auth, REST API -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -136,6 +145,8 @@ SPECTACULAR_SETTINGS = {
         "SubjectStatusEnum": "trials.choices.SubjectStatus",
         "CorticosteroidEnum": "toxicity.choices.Corticosteroid",
         "AnticytokineEnum": "toxicity.choices.Anticytokine",
+        "QueryStatusEnum": "toxicity.models.QueryStatus",
+        "CheckRunStatusEnum": "toxicity.models.CheckRunStatus",
     },
 }
 

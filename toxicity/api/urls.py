@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import query_views, views
 
 router = DefaultRouter()
 router.register("assessments", views.AssessmentViewSet, basename="assessment")
@@ -11,5 +11,7 @@ router.register("anticytokine-doses", views.AnticytokineDoseViewSet, basename="a
 router.register("plasma-exchanges", views.PlasmaExchangeViewSet, basename="plasma-exchange")
 router.register("hemofiltration-sessions", views.HemofiltrationSessionViewSet, basename="hemofiltration-session")
 router.register("icu-stays", views.IcuStayViewSet, basename="icu-stay")
+router.register("queries", query_views.QueryViewSet, basename="query")
+router.register("check-runs", query_views.CheckRunViewSet, basename="check-run")
 
 urlpatterns = [path("grading/preview/", views.GradingPreviewView.as_view(), name="grading-preview"), *router.urls]
