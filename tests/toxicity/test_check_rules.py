@@ -1,0 +1,235 @@
+"""Every soft rule of checks.md: a case that fires and a case just inside the limit that does not.
+Pure tests over plain snapshots (toxicity/checks has no Django import)."""
+import ast
+import pathlib
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal as D
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from toxicity.checks import HARD_RULES, RULES, run_rules
+from toxicity.checks import records as r
+
+# Every rule id of ../shared/domain/checks.md (the public contract).
+SOFT_IDS = {
+    "CRS-GRADE-MISMATCH", "ICANS-GRADE-MISMATCH", "CRS-NOT-EVALUABLE", "ICANS-NOT-EVALUABLE", "CRS-NO-FEVER-AT-ONSET",
+    "VASOPRESSIN-ALONE", "ANGIOTENSIN-COUNTED", "O2-DEVICE-FLOW-CONFLICT", "ICANS-TOOL-AGE", "CAPD-AT-BASELINE",
+    "CRS-BEFORE-INFUSION", "ONSET-LATE", "DEATH-GRADE", "ASSESSMENT-MISSING", "TOCI-DOSE-DEVIATION",
+    "TOCI-DOSE-OVER-800", "TOCI-INTERVAL", "TOCI-24H-MAX", "TOCI-EPISODE-MAX", "TOCI-WITHOUT-CRS",
+    "ALGORITHM-TOCI-DELAY", "STEROID-DOSE-HIGH", "ANAKINRA-DOSE", "SILTUXIMAB-DOSE", "TPE-VOLUME", "TPE-SAME-DAY",
+    "CRRT-DOSE", "INFUSION-DOSE-COHORT", "WEIGHT-CHANGE",
+}
+HARD_IDS = {
+    "ASSESSMENT-AFTER-DEATH", "TOCI-WEIGHT-MISSING", "TOCI-DOSE-IMPOSSIBLE", "TOCI-DUPLICATE",
+    "STEROID-DOSE-IMPOSSIBLE", "ANAKINRA-DOSE", "SILTUXIMAB-DOSE", "TPE-VOLUME-IMPOSSIBLE", "CRRT-DOSE-IMPOSSIBLE",
+    "CRRT-OVERLAP", "INFUSION-BEFORE-ENROLMENT", "FUTURE-DATE",
+}
+
+TZ = ZoneInfo("Europe/Berlin")
+DAY0 = date(2026, 3, 1)
+NOW = datetime(2026, 4, 30, 12, tzinfo=TZ)
+
+
+def at(day, hour=10, minute=0):
+    return datetime.combine(DAY0 + timedelta(days=day), time(hour, minute), tzinfo=TZ)
+
+
+def A(day, crs=0, icans=0, flags=(), id_=None, **raw):
+    return r.Assessment(id=id_ or 1000 + day, day=DAY0 + timedelta(days=day), study_day=day, crs_grade=crs,
+                        icans_grade=icans, ctcae_crs_grade=crs, flags=tuple(flags), raw=raw)
+
+
+def toci(i, day, hour=10, mg="560", kg="70", indication="crs", minute=0):
+    return r.Dose(r.TOCILIZUMAB, i, at(day, hour, minute), DAY0 + timedelta(days=day), D(mg), "tocilizumab", D(kg), indication)
+
+
+def drug(kind, drug_, i, day, hour, mg, kg=None):
+    return r.Dose(kind, i, at(day, hour), DAY0 + timedelta(days=day), D(mg), drug_, D(kg) if kg else None, "crs")
+
+
+def full_days(n=15):
+    """Assessments for days 0..n-1 (nothing missing), grade 0."""
+    return days({}, n)
+
+
+def days(overrides, n=15):
+    """Days 0..n-1 with some days replaced."""
+    return tuple(overrides.get(d, A(d)) for d in range(n))
+
+
+def snap(**kw):
+    base = dict(id=1, today=date(2026, 4, 30), now=NOW, trial=r.Trial(), status="infused", day0=DAY0,
+                enrolled_on=DAY0 - timedelta(days=10), baseline_weight_kg=D("70"), assessments=full_days(),
+                timezone="Europe/Berlin")
+    base.update(kw)
+    return r.SubjectSnapshot(**base)
+
+
+def fired(snapshot, rule_id):
+    return [f for f in run_rules(snapshot) if f.rule_id == rule_id]
+
+
+def episode(days_grades, start=1):
+    """Assessments for days 0..14 with the given CRS grades from ``start``."""
+    d = {start + i: A(start + i, crs=g) for i, g in enumerate(days_grades)}
+    return days(d)
+
+
+CASES = {
+    # rule id: (snapshot that fires, snapshot just inside the limit)
+    "CRS-GRADE-MISMATCH": (snap(assessments=days({1: A(1, flags=["CRS-GRADE-MISMATCH"], crs_grade_reported=2)})), snap()),
+    "ICANS-GRADE-MISMATCH": (snap(assessments=days({1: A(1, flags=["ICANS-GRADE-MISMATCH"])})), snap()),
+    "CRS-NOT-EVALUABLE": (snap(assessments=days({1: A(1, crs=None, flags=["CRS-NOT-EVALUABLE"])})), snap()),
+    "ICANS-NOT-EVALUABLE": (snap(assessments=days({1: A(1, icans=None, flags=["ICANS-NOT-EVALUABLE"])})), snap()),
+    "CRS-NO-FEVER-AT-ONSET": (snap(assessments=days({1: A(1, flags=["CRS-NO-FEVER-AT-ONSET"])})), snap()),
+    "VASOPRESSIN-ALONE": (snap(assessments=days({1: A(1, crs=3, flags=["VASOPRESSIN-ALONE"])})), snap()),
+    "ANGIOTENSIN-COUNTED": (snap(assessments=days({1: A(1, crs=3, flags=["ANGIOTENSIN-COUNTED"])})), snap()),
+    "O2-DEVICE-FLOW-CONFLICT": (snap(assessments=days({1: A(1, flags=["O2-DEVICE-FLOW-CONFLICT"])})), snap()),
+    "ICANS-TOOL-AGE": (snap(assessments=days({1: A(1, flags=["ICANS-TOOL-AGE"], ice_score=10)})), snap()),
+    "CAPD-AT-BASELINE": (snap(assessments=days({1: A(1, flags=["CAPD-AT-BASELINE"], capd_score=3)})), snap()),
+    "CRS-BEFORE-INFUSION": (
+        snap(assessments=(A(-1, crs=1), *full_days())),
+        snap(assessments=(A(-1, crs=0), A(0, crs=1), *full_days()[1:])),
+    ),
+    "ONSET-LATE": (
+        snap(assessments=(*full_days(), A(15, crs=1))),
+        snap(assessments=days({14: A(14, crs=1)})),
+    ),
+    "DEATH-GRADE": (
+        snap(assessments=days({3: A(3, crs=4)}), death=r.Death(9, DAY0 + timedelta(days=3), "crs")),
+        snap(assessments=days({3: A(3, crs=5)}), death=r.Death(9, DAY0 + timedelta(days=3), "crs")),
+    ),
+    "ASSESSMENT-MISSING": (
+        snap(assessments=full_days(14)),  # day 14 missing (it has passed)
+        snap(assessments=full_days(14), today=DAY0 + timedelta(days=14)),  # day 14 is today: not yet missing
+    ),
+    "TOCI-DOSE-DEVIATION": (
+        snap(doses=(toci(1, 1, mg="616.01"),)),  # expected 560 for 70 kg; > 10% above
+        snap(doses=(toci(1, 1, mg="616"),)),  # exactly 10%
+    ),
+    "TOCI-DOSE-OVER-800": (
+        snap(doses=(toci(1, 1, mg="800.5", kg="120"),)),
+        snap(doses=(toci(1, 1, mg="800", kg="120"),)),
+    ),
+    "TOCI-INTERVAL": (
+        snap(doses=(toci(1, 1, 10), toci(2, 1, 17, minute=59))),
+        snap(doses=(toci(1, 1, 10), toci(2, 1, 18))),  # exactly 8 h
+    ),
+    "TOCI-24H-MAX": (
+        snap(doses=(toci(1, 1, 0), toci(2, 1, 8), toci(3, 1, 16), toci(4, 1, 23, 59))),
+        snap(doses=(toci(1, 1, 0), toci(2, 1, 8), toci(3, 1, 16), toci(4, 2, 0))),  # first left (t-24h, t]
+    ),
+    "TOCI-EPISODE-MAX": (
+        snap(assessments=episode([2, 2, 2, 2]), doses=tuple(toci(i, 1 + i // 2, 8 + 10 * (i % 2)) for i in range(5))),
+        snap(assessments=episode([2, 2, 2, 2]), doses=tuple(toci(i, 1 + i // 2, 8 + 10 * (i % 2)) for i in range(4))),
+    ),
+    "TOCI-WITHOUT-CRS": (
+        snap(doses=(toci(1, 3),)),
+        snap(assessments=days({2: A(2, crs=1)}), doses=(toci(1, 3),)),  # CRS the day before
+    ),
+    "ALGORITHM-TOCI-DELAY": (
+        snap(assessments=episode([1, 2, 1]), doses=(toci(1, 3, 0, minute=1),)),  # grade 2 on day 2, dose 24h01m later
+        snap(assessments=episode([1, 2, 1]), doses=(toci(1, 3, 0),)),  # exactly 24 h after 00:00 of day 2
+    ),
+    "STEROID-DOSE-HIGH": (
+        snap(doses=(drug(r.STEROID, "dexamethasone", 1, 1, 8, "20.5"),)),
+        snap(doses=(drug(r.STEROID, "dexamethasone", 1, 1, 8, "20"), drug(r.STEROID, "dexamethasone", 2, 1, 14, "20"),
+                    drug(r.STEROID, "dexamethasone", 3, 1, 20, "20"), drug(r.STEROID, "dexamethasone", 4, 2, 2, "20"))),
+    ),
+    "ANAKINRA-DOSE": (
+        snap(doses=tuple(drug(r.ANTICYTOKINE, "anakinra", i, 1, 6 * i, "100.01" if i == 3 else "100", "70") for i in range(4))),
+        snap(doses=tuple(drug(r.ANTICYTOKINE, "anakinra", i, 1, 6 * i, "100", "70") for i in range(4))),  # 400 / 24 h
+    ),
+    "SILTUXIMAB-DOSE": (
+        snap(doses=(drug(r.ANTICYTOKINE, "siltuximab", 1, 1, 8, "847.1", "70"),)),  # 11 mg/kg = 770; +10% = 847
+        snap(doses=(drug(r.ANTICYTOKINE, "siltuximab", 1, 1, 8, "847", "70"),)),
+    ),
+    "TPE-VOLUME": (
+        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2), DAY0 + timedelta(days=2), 2500, D("0.79"), D("70")),)),
+        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2), DAY0 + timedelta(days=2), 2550, D("0.80"), D("70")),)),
+    ),
+    "TPE-SAME-DAY": (
+        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2, 8), DAY0 + timedelta(days=2), 3000, D("1.0"), D("70")),
+                               r.PlasmaExchange(2, at(2, 20), DAY0 + timedelta(days=2), 3000, D("1.0"), D("70")))),
+        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2, 8), DAY0 + timedelta(days=2), 3000, D("1.0"), D("70")),
+                               r.PlasmaExchange(2, at(3, 8), DAY0 + timedelta(days=3), 3000, D("1.0"), D("70")))),
+    ),
+    "CRRT-DOSE": (
+        snap(hemofiltrations=(r.Hemofiltration(1, at(3), 1393, D("19.9"), D("70")),)),
+        snap(hemofiltrations=(r.Hemofiltration(1, at(3), 1400, D("20.0"), D("70")),)),
+    ),
+    "INFUSION-DOSE-COHORT": (
+        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.21e6, 1.0e6, D("70")),)),
+        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.2e6, 1.0e6, D("70")),)),
+    ),
+    "WEIGHT-CHANGE": (
+        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.0e6, 1.0e6, D("77.01")),)),  # baseline 70 kg
+        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.0e6, 1.0e6, D("77")),)),
+    ),
+}
+
+
+def test_every_rule_id_of_the_catalogue_is_implemented():
+    assert set(RULES) == SOFT_IDS
+    assert set(HARD_RULES) == HARD_IDS
+    assert set(CASES) == SOFT_IDS
+
+
+@pytest.mark.parametrize("rule_id", sorted(SOFT_IDS))
+def test_rule_fires_and_just_inside_the_limit_does_not(rule_id):
+    firing, inside = CASES[rule_id]
+    findings = fired(firing, rule_id)
+    assert findings, f"{rule_id} did not fire"
+    for f in findings:
+        assert f.message.startswith(rule_id) and f.field and isinstance(f.values, dict)
+    assert fired(inside, rule_id) == []
+
+
+def test_rules_are_deterministic_and_keyed():
+    s = CASES["TOCI-24H-MAX"][0]
+    assert run_rules(s) == run_rules(s)
+    keys = [f.key for f in run_rules(s)]
+    assert len(keys) == len(set(keys))
+
+
+def test_assessment_missing_is_one_per_day_and_stops_at_death_and_withdrawal():
+    s = snap(assessments=(A(0), A(2)))
+    days = sorted(f.field for f in fired(s, "ASSESSMENT-MISSING"))
+    assert days[0] == "assessment_date=2026-03-02" and len(days) == 13  # days 1 and 3..14
+    dead = replace(s, death=r.Death(1, DAY0 + timedelta(days=3), "infection"))
+    assert len(fired(dead, "ASSESSMENT-MISSING")) == 2  # days 1 and 3
+    assert fired(replace(s, status="withdrawn"), "ASSESSMENT-MISSING") == []
+
+
+def test_algorithm_toci_delay_waits_for_the_window_and_is_off_at_zero_hours():
+    s = snap(assessments=episode([2]), now=at(1, 23))  # window of day 1 still open
+    assert fired(s, "ALGORITHM-TOCI-DELAY") == []
+    off = snap(assessments=episode([2]), trial=r.Trial(tocilizumab_response_hours=0))
+    assert fired(off, "ALGORITHM-TOCI-DELAY") == []
+    assert len(fired(snap(assessments=episode([2, 3, 2, 0, 2])), "ALGORITHM-TOCI-DELAY")) == 2  # one per episode
+
+
+def test_anakinra_child_under_40_kg():
+    child = snap(doses=(drug(r.ANTICYTOKINE, "anakinra", 1, 1, 8, "100.5", "39.9"),))
+    assert "100 mg" in fired(child, "ANAKINRA-DOSE")[0].message
+    per_kg = snap(doses=(drug(r.ANTICYTOKINE, "anakinra", 1, 1, 8, "100", "19"),
+                         drug(r.ANTICYTOKINE, "anakinra", 2, 1, 14, "100", "19")))
+    assert "10 mg/kg" in fired(per_kg, "ANAKINRA-DOSE")[0].message
+
+
+def test_siltuximab_repeat_within_21_days():
+    doses = (drug(r.ANTICYTOKINE, "siltuximab", 1, 1, 8, "770", "70"), drug(r.ANTICYTOKINE, "siltuximab", 2, 21, 7, "770", "70"))
+    assert [f.field for f in fired(snap(doses=doses), "SILTUXIMAB-DOSE")] == ["administered_at"]
+    later = (doses[0], drug(r.ANTICYTOKINE, "siltuximab", 2, 22, 8, "770", "70"))
+    assert fired(snap(doses=later), "SILTUXIMAB-DOSE") == []
+
+
+def test_checks_package_is_pure():
+    for path in pathlib.Path("toxicity/checks").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] in ("django", "rest_framework") for n in names), path
