@@ -68,7 +68,7 @@ def run_rules(snapshot: SubjectSnapshot) -> list[Finding]:
 def _num(value):
     """JSON-stable representation of a value at raise time."""
     if isinstance(value, Decimal):
-        return str(value.normalize()) if value == value.to_integral() else str(value)
+        return format(value.normalize(), "f")  # 700.00 -> "700", 38.50 -> "38.5": stable for comparison
     if isinstance(value, datetime):
         return value.isoformat()
     if hasattr(value, "isoformat"):
