@@ -65,6 +65,7 @@ class LockSerializer(serializers.ModelSerializer):
                   "active", "unlocked_by", "unlocked_at", "unlock_reason"]
         read_only_fields = ["id", "locked_by", "locked_at", "active", "unlocked_by", "unlocked_at", "unlock_reason"]
         extra_kwargs = {"record_type": {"required": False}, "record_id": {"required": False}}
+        validators = []  # "already locked" is checked by the service, naming the field
 
     def get_fields(self):
         fields = super().get_fields()
