@@ -1,0 +1,95 @@
+"""Fast bulk insert of new audited rows, each with its history row (synthetic trials, imports).
+
+Django's ``bulk_create`` spends ~10 µs per value compiling SQL; this path converts each value
+once and streams the rows with ``COPY ... FROM STDIN`` on PostgreSQL (``executemany`` on the
+embedded SQLite). Primary keys are reserved up front so the history rows and child rows can
+refer to them. Guards (locks) and after-write hooks (signatures) run as for any audited write.
+"""
+import json
+from datetime import datetime, timezone as dt_timezone
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from .audit import AFTER_WRITE, WRITE_GUARDS
+
+
+def _converter(field, vendor):
+    """A cheap value converter for one column, chosen once per field."""
+    if isinstance(field, models.JSONField):
+        return lambda v: None if v is None else json.dumps(v, cls=DjangoJSONEncoder)
+    if vendor == "postgresql":
+        return lambda v: v  # psycopg adapts int, str, bool, Decimal, date and aware datetime itself
+    if isinstance(field, models.DateTimeField):
+        def to_sqlite(v):
+            if v is None:
+                return None
+            return v.astimezone(dt_timezone.utc).replace(tzinfo=None).isoformat(" ")
+        return to_sqlite
+    if isinstance(field, (models.DateField, models.DecimalField)):
+        return lambda v: None if v is None else str(v)
+    return lambda v: v
+
+
+def _reserve_ids(model, n, cursor):
+    table = model._meta.db_table
+    if connection.vendor == "postgresql":
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, model._meta.pk.column, n]
+        )
+        return [row[0] for row in cursor.fetchall()]
+    cursor.execute(f'SELECT COALESCE(MAX("{model._meta.pk.column}"), 0) FROM "{table}"')
+    start = cursor.fetchone()[0] + 1
+    return list(range(start, start + n))
+
+
+def _write(cursor, table, columns, rows):
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    if connection.vendor == "postgresql":
+        with cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', rows)
+
+
+def bulk_insert_with_history(model, objs: list, *, user, reason: str) -> list:
+    """Insert new rows of an audited model and one history row each ("+", user, reason)."""
+    if not objs:
+        return objs
+    for guard in WRITE_GUARDS:
+        guard(objs)
+    now = timezone.now()
+    fields = [f for f in model._meta.local_concrete_fields]
+    for obj in objs:
+        for f in fields:
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                setattr(obj, f.attname, now)
+    history = model.history.model
+    tracked = [f.attname for f in fields]
+    convert = {f.attname: _converter(f, connection.vendor) for f in fields}
+    history_user = getattr(user, "pk", None)
+    with transaction.atomic(), connection.cursor() as wrapper:
+        cursor = wrapper.cursor if connection.vendor == "postgresql" else wrapper
+        for obj, pk in zip(objs, _reserve_ids(model, len(objs), wrapper)):
+            obj.pk = pk
+            obj._state.adding = False
+        rows = [[convert[name](getattr(obj, name)) for name in tracked] for obj in objs]
+        _write(cursor, model._meta.db_table, [model._meta.get_field(f.name).column for f in fields], rows)
+        history_date = now if connection.vendor == "postgresql" else convert_datetime_sqlite(now)
+        extra = [history_date, reason, "+", history_user]
+        _write(
+            cursor, history._meta.db_table,
+            [history._meta.get_field(f.name).column for f in fields]
+            + ["history_date", "history_change_reason", "history_type", "history_user_id"],
+            [row + extra for row in rows],
+        )
+        for hook in AFTER_WRITE:
+            hook(objs, user)
+    return objs
+
+
+def convert_datetime_sqlite(moment: datetime) -> str:
+    return moment.astimezone(dt_timezone.utc).replace(tzinfo=None).isoformat(" ")
