@@ -103,6 +103,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 600)
 }
 CELERY_TIMEZONE = "UTC"
+CHECKS_CHUNK_SIZE = env.int("CHECKS_CHUNK_SIZE", default=200)  # subjects per consistency-job task
 CELERY_BEAT_SCHEDULE = {
     "nightly-consistency-checks": {
         "task": "toxicity.nightly_checks",

@@ -5,6 +5,7 @@ transaction (toxicity.queries.check_subjects). Chunk completion is recorded by i
 locked run row, so a chunk delivered twice counts once; the counts of opened and auto-closed
 queries come from the queries themselves, so they are exact whatever was retried.
 """
+from django.conf import settings
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
@@ -15,9 +16,6 @@ from trials.selectors import RoleIndex
 
 from .models import ACTIVE_QUERY_STATUSES, CheckRun, CheckRunStatus, Query, QueryOrigin
 from .queries import check_subjects
-
-CHUNK_SIZE = 200
-
 
 def check_run_create(*, user, trial: Trial) -> CheckRun:
     """Queue a run (data managers; ``user=None`` for the nightly schedule and the command line)."""
@@ -37,7 +35,8 @@ def check_run_begin(run_id: int) -> list[list[int]]:
         if run.status in (CheckRunStatus.SUCCEEDED, CheckRunStatus.FAILED):
             return []
         ids = list(Subject.objects.filter(trial_id=run.trial_id).order_by("pk").values_list("pk", flat=True))
-        chunks = [ids[i:i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
+        size = settings.CHECKS_CHUNK_SIZE
+        chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
         if run.status == CheckRunStatus.QUEUED:
             run.status, run.started_at = CheckRunStatus.RUNNING, timezone.now()
             run.total, run.chunks_total = len(ids), len(chunks)

@@ -26,15 +26,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("protocol_code")
         parser.add_argument("--timeout", type=int, default=3600, help="seconds to wait for the workers")
+        parser.add_argument("--inline", action="store_true", help="check in this process, not on the workers")
 
-    def handle(self, protocol_code, timeout, **options):
+    def handle(self, protocol_code, timeout, inline=False, **options):
         trial = Trial.objects.filter(protocol_code=protocol_code).first()
         if trial is None:
             raise CommandError(f"No trial '{protocol_code}'.")
         run = CheckRun.objects.create(trial=trial)
         chunks = check_runs.check_run_begin(run.pk)
         out = self.stdout
-        if settings.CELERY_TASK_ALWAYS_EAGER:
+        if inline or settings.CELERY_TASK_ALWAYS_EAGER:
             for index, ids in enumerate(chunks):
                 check_runs.check_run_chunk(run.pk, index, ids)
                 run.refresh_from_db()
