@@ -10,6 +10,7 @@ logs, death or day 0 re-derives all of that subject's days, in date order, in th
 transaction; rows whose derived values change get a system audit row.
 """
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -250,46 +251,56 @@ def _lock_subject(subject: Subject) -> Subject:
     return Subject.objects.select_for_update().select_related("site", "trial").get(pk=subject.pk)
 
 
-def assessment_create(*, user, subject: Subject, reason: str = "", **fields) -> DailyAssessment:
+@dataclass
+class SubjectWrite:
+    """What a write did, for the steps that follow it (set by the caller inside ``subject_write``)."""
+
+    subject: Subject
+    because: str = ""
+    changed: bool = True
+    regrade: bool = True
+
+
+@contextmanager
+def subject_write(subject: Subject, *, user):
+    """Lock the subject; after the caller's write, re-derive its grades (when the write can change
+    them), run the save-time checks and alert on new grades >= 4, all in the same transaction."""
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     with transaction.atomic():
-        subject = _lock_subject(subject)
-        high_before = _high_grade_days(subject)
+        write = SubjectWrite(_lock_subject(subject))
+        high_before = _high_grade_days(write.subject)
+        yield write
+        if write.changed:
+            if write.regrade:
+                regrade_subject(write.subject, user=user, because=write.because)
+            after_subject_write(write.subject, high_before=high_before)
+
+
+def assessment_create(*, user, subject: Subject, reason: str = "", **fields) -> DailyAssessment:
+    with subject_write(subject, user=user) as write:
         assessment = audited_create(
-            DailyAssessment(subject=subject, **fields), user=user, reason=reason,
+            DailyAssessment(subject=write.subject, **fields), user=user, reason=reason,
             validate=_assessment_rules, derive=_derive_assessment,
         )
-        regrade_subject(subject, user=user, because=f"the assessment of {assessment.assessment_date} was entered")
-        after_subject_write(subject, high_before=high_before)
+        write.because = f"the assessment of {assessment.assessment_date} was entered"
     return assessment
 
 
 def assessment_update(*, assessment: DailyAssessment, user, version, reason, changes: dict) -> DailyAssessment:
-    subject = assessment.subject
-    require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     changes.pop("subject", None)
-    with transaction.atomic():
-        _lock_subject(subject)
-        high_before = _high_grade_days(subject)
-        assessment, changed = audited_update(
+    with subject_write(assessment.subject, user=user) as write:
+        assessment, write.changed = audited_update(
             DailyAssessment, assessment.pk, user=user, version=version, reason=reason, changes=changes,
             validate=_assessment_rules, derive=_derive_assessment,
         )
-        if changed:
-            regrade_subject(subject, user=user, because=f"the assessment of {assessment.assessment_date} was corrected")
-            after_subject_write(subject, high_before=high_before)
+        write.because = f"the assessment of {assessment.assessment_date} was corrected"
     return assessment
 
 
 def assessment_void(*, assessment: DailyAssessment, user, version, reason) -> DailyAssessment:
-    subject = assessment.subject
-    require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
-    with transaction.atomic():
-        _lock_subject(subject)
-        high_before = _high_grade_days(subject)
+    with subject_write(assessment.subject, user=user) as write:
         assessment = audited_void(DailyAssessment, assessment.pk, user=user, version=version, reason=reason)
-        regrade_subject(subject, user=user, because=f"the assessment of {assessment.assessment_date} was voided")
-        after_subject_write(subject, high_before=high_before)
+        write.because = f"the assessment of {assessment.assessment_date} was voided"
     return assessment
 
 
@@ -394,44 +405,28 @@ def log_create(model: type, *, user, subject: Subject, **fields):
 
     The first save needs no reason for change (``fields`` may hold the ICU stay's own ``reason``).
     """
-    require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     rules = LOG_RULES[model]
-    with transaction.atomic():
-        subject = _lock_subject(subject)
-        high_before = _high_grade_days(subject)
-        record = audited_create(model(subject=subject, **fields), user=user,
+    with subject_write(subject, user=user) as write:
+        record = audited_create(model(subject=write.subject, **fields), user=user,
                                 validate=_log_validate, derive=rules.derive)
-        if rules.regrades:
-            regrade_subject(subject, user=user, because=f"a {model._meta.verbose_name} was entered")
-        after_subject_write(subject, high_before=high_before)
+        write.because, write.regrade = f"a {model._meta.verbose_name} was entered", rules.regrades
     return record
 
 
 def log_update(record, *, user, version, reason, changes: dict):
-    model, subject = type(record), record.subject
-    require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
+    model = type(record)
     rules = LOG_RULES[model]
     changes.pop("subject", None)
-    with transaction.atomic():
-        _lock_subject(subject)
-        high_before = _high_grade_days(subject)
-        record, changed = audited_update(model, record.pk, user=user, version=version, reason=reason, changes=changes,
-                                         validate=_log_validate, derive=rules.derive)
-        if changed and rules.regrades:
-            regrade_subject(subject, user=user, because=f"a {model._meta.verbose_name} was corrected")
-        if changed:
-            after_subject_write(subject, high_before=high_before)
+    with subject_write(record.subject, user=user) as write:
+        record, write.changed = audited_update(model, record.pk, user=user, version=version, reason=reason,
+                                               changes=changes, validate=_log_validate, derive=rules.derive)
+        write.because, write.regrade = f"a {model._meta.verbose_name} was corrected", rules.regrades
     return record
 
 
 def log_void(record, *, user, version, reason):
-    model, subject = type(record), record.subject
-    require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
-    with transaction.atomic():
-        _lock_subject(subject)
-        high_before = _high_grade_days(subject)
+    model = type(record)
+    with subject_write(record.subject, user=user) as write:
         record = audited_void(model, record.pk, user=user, version=version, reason=reason)
-        if LOG_RULES[model].regrades:
-            regrade_subject(subject, user=user, because=f"a {model._meta.verbose_name} was voided")
-        after_subject_write(subject, high_before=high_before)
+        write.because, write.regrade = f"a {model._meta.verbose_name} was voided", LOG_RULES[model].regrades
     return record
