@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from toxicity import views as tox_views
 from trials import views as trial_views
 
 api_v1 = [
@@ -14,6 +15,18 @@ api_v1 = [
 
 urlpatterns = [
     path("", trial_views.home, name="home"),
+    path("subjects/<int:pk>/", tox_views.casebook, name="casebook"),
+    path("subjects/<int:pk>/day/<str:day>/", tox_views.assessment_day, name="assessment-day"),
+    path("subjects/<int:pk>/logs/<slug:kind>/", tox_views.log_page, name="log"),
+    path("subjects/<int:pk>/logs/<slug:kind>/<int:record_pk>/", tox_views.log_page, name="log-record"),
+    path("subjects/<int:pk>/sign/", trial_views.sign_casebook, name="sign-casebook"),
+    path("subjects/<int:pk>/lock/", trial_views.lock_casebook, name="lock-casebook"),
+    path("locks/<int:lock_pk>/unlock/", trial_views.unlock, name="unlock"),
+    path("history/<str:record_type>/<int:record_pk>/", trial_views.history, name="history"),
+    path("verify/<str:record_type>/<int:record_pk>/", tox_views.verify_form, name="verify-form"),
+    path("queries/", tox_views.query_list, name="query-list"),
+    path("queries/raise/", tox_views.query_raise, name="query-raise"),
+    path("queries/<int:query_pk>/", tox_views.query_detail, name="query-detail"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),

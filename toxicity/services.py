@@ -173,6 +173,28 @@ def derive_chain(rows: list[DailyAssessment], ctx: SubjectContext) -> dict[int, 
     return derived
 
 
+def grading_context_for(subject: Subject, day: date, *, exclude_pk=None) -> dict[str, Any]:
+    """The context a save of ``day`` will be graded with (the CRF screen's live preview uses it)."""
+    probe = DailyAssessment(subject=subject, assessment_date=day, pk=exclude_pk)
+    ctx = SubjectContext.load(subject)
+    earlier = [r for r in _other_rows(probe) if r.assessment_date < day]
+    onset, antipyretic = None, False
+    for row in sorted(earlier, key=lambda r: r.assessment_date):
+        g = row.crs_grade_derived
+        if g is None:
+            continue
+        if g >= 1:
+            onset = onset or row.assessment_date
+            antipyretic = antipyretic or row.antipyretic_given
+        else:
+            onset, antipyretic = None, False
+    since = onset is not None and (antipyretic or any(onset <= d <= day for d in ctx.trigger_dates))
+    data = grading_input(probe, ctx, crs_ongoing=onset is not None, since_onset=since)
+    return {k: data[k] for k in ("age_years", "developmental_delay", "capd_baseline", "crs_ongoing",
+                                 "anticytokine_or_antipyretic_since_onset", "death_primary_cause",
+                                 "crs_scale", "icans_scale")}
+
+
 def _other_rows(a: DailyAssessment) -> list[DailyAssessment]:
     return list(DailyAssessment.objects.filter(subject_id=a.subject_id, voided=False).exclude(pk=a.pk))
 

@@ -1,17 +1,112 @@
-"""Browser pages of the trials app: the home page lists what the user's roles reach."""
+"""Browser pages of the trials app: home per role, audit history, signing and locking."""
+from datetime import timedelta
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from trials import selectors
-from trials.selectors import RoleIndex
+from trials import workflow_services as wf
+from trials.audit import field_changes
+
+from trials.roles import DATA_ENTRY_ROLES
+from trials.selectors import RoleIndex, scoped
+from trials.services import site_local_date
+from trials.workflow import Lock
 
 
 @login_required
 def home(request):
+    """My trials and sites, subjects needing today's assessment, my open queries, recent grade >= 3 events."""
+    from toxicity.models import DailyAssessment, Query
+
     index = RoleIndex.for_user(request.user)
-    trials = [
-        {"trial": trial, "roles": sorted(index.roles(trial.pk))}
-        for trial in selectors.trial_list(user=request.user)
-    ]
-    subjects = selectors.subject_list(user=request.user).order_by("trial", "subject_id")[:200]
-    return render(request, "trials/home.html", {"trials": trials, "subjects": subjects})
+    trials = [{"trial": t, "roles": sorted(index.roles(t.pk)),
+               "sites": [s.site_number for s in selectors.site_list(user=request.user, trial=t)]}
+              for t in selectors.trial_list(user=request.user)]
+    subjects = list(selectors.subject_list(user=request.user).order_by("trial", "subject_id")[:500])
+    due = []
+    entered = set(DailyAssessment.objects.filter(subject__in=subjects, voided=False).values_list("subject_id", "assessment_date"))
+    for s in subjects:
+        if s.day0 is None or s.status in ("died", "withdrawn", "completed"):
+            continue
+        today = site_local_date(timezone.now(), s.site)
+        if 0 <= (today - s.day0).days <= s.trial.daily_assessment_until_day and (s.pk, today) not in entered:
+            due.append((s, today))
+    open_queries = scoped(request.user, Query.objects.filter(status__in=["open", "answered"])).select_related("subject")
+    since = timezone.localdate() - timedelta(days=14)
+    severe = (
+        DailyAssessment.objects.filter(subject__in=subjects, voided=False, assessment_date__gte=since)
+        .filter(crs_grade_derived__gte=3) | DailyAssessment.objects.filter(
+            subject__in=subjects, voided=False, assessment_date__gte=since, icans_grade_derived__gte=3)
+    ).select_related("subject").order_by("-assessment_date")[:50]
+    return render(request, "trials/home.html", {
+        "trials": trials, "subjects": subjects, "due": due, "open_queries": open_queries.order_by("opened_at")[:20],
+        "open_count": open_queries.count(), "severe": severe,
+        "can_enter": any(index.has(DATA_ENTRY_ROLES, t) for t in index.grants),
+    })
+
+
+@login_required
+def history(request, record_type, record_pk):
+    """The audit trail of one form: who, when, field, old value, new value, reason."""
+    model = wf.record_model(record_type)
+    record = get_object_or_404(scoped(request.user, model.objects.all()), pk=record_pk)
+    subject = wf.record_subject(record)
+    identified = selectors.may_see_identifiers(request.user, subject.trial_id, subject.site_id)
+    rows = []
+    for h in record.history.select_related("history_user").order_by("history_date", "history_id"):
+        changes = field_changes(h)
+        if not identified:
+            changes.pop("date_of_birth", None)
+        rows.append({"h": h, "changes": sorted(changes.items())})
+    return render(request, "trials/history.html", {"record": record, "subject": subject, "rows": rows,
+                                                   "model": model._meta.verbose_name})
+
+
+@login_required
+def sign_casebook(request, pk):
+    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    error = None
+    if request.method == "POST":
+        try:
+            wf.casebook_sign(user=request.user, subject=subject, password=request.POST.get("password", ""))
+            messages.success(request, "Casebook signed: reviewed and approved.")
+            return redirect("casebook", pk=subject.pk)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    elif not RoleIndex.for_user(request.user).has({"investigator"}, subject.trial_id, subject.site_id):
+        from django.http import Http404
+
+        raise Http404("No such page.")
+    return render(request, "trials/sign.html", {"subject": subject, "error": error})
+
+
+@login_required
+@require_POST
+def lock_casebook(request, pk):
+    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    try:
+        wf.lock_create(user=request.user, scope="casebook", trial=subject.trial, subject=subject,
+                       reason=request.POST.get("reason", ""))
+        messages.success(request, "Casebook locked.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("casebook", pk=subject.pk)
+
+
+@login_required
+@require_POST
+def unlock(request, lock_pk):
+    lock = get_object_or_404(scoped(request.user, Lock.objects.all()), pk=lock_pk)
+    try:
+        wf.lock_release(user=request.user, lock=lock, reason=request.POST.get("reason", ""))
+        messages.success(request, "Unlocked.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("casebook", pk=lock.subject_id) if lock.subject_id else redirect("home")
+
+

@@ -1,0 +1,213 @@
+"""Every page for every role: allowed pages render, anything outside scope is 404 (workflow.md)."""
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from toxicity import services
+from toxicity.models import DailyAssessment, Query, TocilizumabDose
+from trials.workflow import CasebookSignature, Lock
+
+ROLES_A = ["coordinator_a", "investigator_a", "monitor_a", "data_manager", "sponsor", "dsmb"]
+
+
+def browser(world, name):
+    client = Client()
+    client.force_login(world.users[name])
+    return client
+
+
+@pytest.fixture
+def pages(world):
+    day = world.subject_a.day0 + timedelta(days=1)
+    a = services.assessment_create(user=world.users["coordinator_a"], subject=world.subject_a, assessment_date=day,
+                                   temperature_max_c=Decimal("38.6"), ice_score=10, crs_grade_reported=2,
+                                   consciousness="awakens_spontaneously")
+    dose = services.log_create(TocilizumabDose, user=world.users["coordinator_a"], subject=world.subject_a,
+                               administered_at=world.infusion_a.infused_at + timedelta(days=1), dose_mg=Decimal("560"),
+                               weight_kg=Decimal("70"), indication="crs")
+    q = Query.objects.get(rule_id="CRS-GRADE-MISMATCH")
+    s = world.subject_a.pk
+    return {
+        "home": "/",
+        "casebook": f"/subjects/{s}/",
+        "day": f"/subjects/{s}/day/{day.isoformat()}/",
+        "blank day": f"/subjects/{s}/day/{(day + timedelta(days=1)).isoformat()}/",
+        "log": f"/subjects/{s}/logs/tocilizumab/",
+        "log record": f"/subjects/{s}/logs/tocilizumab/{dose.pk}/",
+        "icu log": f"/subjects/{s}/logs/icu/",
+        "history": f"/history/toxicity.dailyassessment/{a.pk}/",
+        "subject history": f"/history/trials.subject/{s}/",
+        "queries": "/queries/",
+        "query": f"/queries/{q.pk}/",
+    }, a, q
+
+
+@pytest.mark.parametrize("role", ROLES_A)
+def test_every_page_renders_for_roles_that_see_the_subject(world, pages, role):
+    urls, _, _ = pages
+    client = browser(world, role)
+    for name, url in urls.items():
+        response = client.get(url)
+        assert response.status_code == 200, (role, name, response.status_code)
+
+
+@pytest.mark.parametrize("role", ["coordinator_b", "investigator_b", "monitor_b", "outsider", "nobody"])
+def test_every_subject_page_is_404_outside_scope(world, pages, role):
+    urls, _, _ = pages
+    client = browser(world, role)
+    for name, url in urls.items():
+        status = client.get(url).status_code
+        assert status == (200 if name in ("home", "queries") else 404), (role, name, status)
+    assert world.subject_a.subject_id not in client.get("/").content.decode()
+    assert "CRS-GRADE-MISMATCH" not in client.get("/queries/").content.decode()
+
+
+def test_anonymous_is_sent_to_login(world, pages):
+    urls, _, _ = pages
+    for url in urls.values():
+        response = Client().get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_sign_page_only_for_investigators(world):
+    url = f"/subjects/{world.subject_a.pk}/sign/"
+    assert browser(world, "investigator_a").get(url).status_code == 200
+    for role in ("coordinator_a", "monitor_a", "investigator_b"):
+        assert browser(world, role).get(url).status_code == 404
+    response = browser(world, "investigator_a").post(url, {"password": "correct-horse-battery"})
+    assert response.status_code == 302 and CasebookSignature.objects.get().valid
+    assert "signed by investigator_a" in browser(world, "monitor_a").get(f"/subjects/{world.subject_a.pk}/").content.decode()
+
+
+def test_date_of_birth_only_for_site_roles_on_the_casebook(world):
+    dob = world.subject_a.date_of_birth.isoformat()
+    assert dob in browser(world, "coordinator_a").get(f"/subjects/{world.subject_a.pk}/").content.decode()
+    for role in ("sponsor", "dsmb", "data_manager"):
+        page = browser(world, role).get(f"/subjects/{world.subject_a.pk}/").content.decode()
+        assert dob not in page
+        history = browser(world, role).get(f"/history/trials.subject/{world.subject_a.pk}/").content.decode()
+        assert dob not in history
+
+
+def test_casebook_grid_shows_grades_markers_and_query_badges(world, pages):
+    _, a, q = pages
+    page = browser(world, "coordinator_a").get(f"/subjects/{world.subject_a.pk}/").content.decode()
+    assert 'class="g1"' in page  # day 1 derived CRS grade 1 coloured
+    assert f"/queries/{q.pk}/" in page  # the mismatch query is a badge on the CRS row
+    assert '<span class="marker">toci</span>' in page  # the tocilizumab marker on day 1
+    assert "<strong>2/–</strong>" in page  # the reported grade that differs from the derived one
+
+
+def test_day_form_saves_with_fahrenheit_and_then_needs_a_reason(world):
+    client = browser(world, "coordinator_a")
+    day = world.subject_a.day0 + timedelta(days=3)
+    url = f"/subjects/{world.subject_a.pk}/day/{day.isoformat()}/"
+    form = {"temperature": "100.4", "temperature_unit": "F", "oxygen_device": "none", "ice_score": "10",
+            "consciousness": "awakens_spontaneously", "seizure": "none", "motor_weakness": "none", "cerebral_edema": "none"}
+    assert client.post(url, form).status_code == 302
+    saved = DailyAssessment.objects.get(subject=world.subject_a, assessment_date=day)
+    assert saved.temperature_max_c == Decimal("38.00") and saved.crs_grade_derived == 1
+    no_reason = client.post(url, {**form, "temperature": "100.3", "version": saved.version})
+    assert no_reason.status_code == 200 and "A reason for change is required" in no_reason.content.decode()
+    ok = client.post(url, {**form, "temperature": "100.3", "version": saved.version, "reason": "transcription error"})
+    assert ok.status_code == 302
+    saved.refresh_from_db()
+    assert saved.temperature_max_c == Decimal("37.94") and saved.crs_grade_derived == 0
+
+
+def test_day_form_conflict_keeps_the_users_input(world):
+    client = browser(world, "coordinator_a")
+    day = world.subject_a.day0 + timedelta(days=4)
+    url = f"/subjects/{world.subject_a.pk}/day/{day.isoformat()}/"
+    base = {"temperature_unit": "C", "oxygen_device": "none", "ice_score": "10", "consciousness": "awakens_spontaneously",
+            "seizure": "none", "motor_weakness": "none", "cerebral_edema": "none"}
+    client.post(url, {**base, "temperature": "37.0"})
+    a = DailyAssessment.objects.get(subject=world.subject_a, assessment_date=day)
+    services.assessment_update(assessment=a, user=world.users["investigator_a"], version=1, reason="source updated",
+                               changes={"temperature_max_c": Decimal("37.2")})
+    stale = client.post(url, {**base, "temperature": "39.1", "version": 1, "reason": "typo"})
+    page = stale.content.decode()
+    assert stale.status_code == 200 and "Someone else saved this form first" in page and 'value="39.1"' in page
+    a.refresh_from_db()
+    assert a.temperature_max_c == Decimal("37.20")
+
+
+def test_day_form_hard_limit_errors_are_next_to_the_field(world):
+    client = browser(world, "coordinator_a")
+    url = f"/subjects/{world.subject_a.pk}/day/{world.subject_a.day0.isoformat()}/"
+    page = client.post(url, {"temperature": "46", "temperature_unit": "C", "oxygen_device": "mechanical_ventilation",
+                             "hypoxia": "on", "ice_score": "10", "seizure": "none", "motor_weakness": "none",
+                             "cerebral_edema": "none"}).content.decode()
+    assert "45" in page and "intubation" in page.lower()
+    assert not DailyAssessment.objects.filter(subject=world.subject_a).exists()
+
+
+def test_read_only_roles_cannot_post_forms(world):
+    url = f"/subjects/{world.subject_a.pk}/day/{world.subject_a.day0.isoformat()}/"
+    for role in ("monitor_a", "sponsor", "data_manager"):
+        assert browser(world, role).post(url, {"temperature": "37"}).status_code == 404
+    assert browser(world, "monitor_a").post(f"/subjects/{world.subject_a.pk}/logs/icu/", {}).status_code == 404
+
+
+def test_log_form_saves_and_corrects_with_change_reason(world):
+    client = browser(world, "coordinator_a")
+    url = f"/subjects/{world.subject_a.pk}/logs/icu/"
+    at = (world.infusion_a.infused_at + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    assert client.post(url, {"admitted_at": at, "reason": "crs"}).status_code == 302
+    from toxicity.models import IcuStay
+
+    stay = IcuStay.objects.get()
+    bad = client.post(f"{url}{stay.pk}/", {"admitted_at": at, "reason": "icans", "version": 1})
+    assert bad.status_code == 200 and "reason for change is required" in bad.content.decode()
+    good = client.post(f"{url}{stay.pk}/", {"admitted_at": at, "reason": "icans", "version": 1, "change_reason": "source"})
+    assert good.status_code == 302
+    stay.refresh_from_db()
+    assert stay.reason == "icans" and stay.version == 2
+
+
+def test_query_pages_inbox_worklist_csv_raise_and_transitions(world, pages):
+    _, a, q = pages
+    inbox = browser(world, "coordinator_a").get("/queries/").content.decode()
+    assert "Site inbox" in inbox and "CRS-GRADE-MISMATCH" in inbox
+    assert "Query worklist" in browser(world, "monitor_a").get("/queries/").content.decode()
+    csv_text = browser(world, "monitor_a").get("/queries/?format=csv&rule=CRS-GRADE-MISMATCH").content.decode()
+    assert csv_text.splitlines()[0].startswith("id,trial,site,subject") and len(csv_text.splitlines()) == 2
+    assert "CRS-GRADE-MISMATCH</td>" not in browser(world, "monitor_a").get("/queries/?rule=TOCI-INTERVAL").content.decode()
+    coordinator = browser(world, "coordinator_a")
+    r = coordinator.post(f"/queries/{q.pk}/", {"action": "close", "text": "no"})
+    q.refresh_from_db()
+    assert r.status_code == 200 and q.status == "open"
+    coordinator.post(f"/queries/{q.pk}/", {"action": "answer", "text": "Investigator confirms grade 2."})
+    browser(world, "monitor_a").post(f"/queries/{q.pk}/", {"action": "close", "text": "confirmed correct: per PI"})
+    q.refresh_from_db()
+    assert q.status == "closed" and q.suppressed_values
+    raise_url = f"/queries/raise/?record_type=toxicity.dailyassessment&record_id={a.pk}&field=ice_score"
+    assert browser(world, "monitor_a").get(raise_url).status_code == 200
+    assert browser(world, "monitor_b").get(raise_url).status_code == 404
+    made = browser(world, "monitor_a").post("/queries/raise/", {"record_type": "toxicity.dailyassessment",
+                                                               "record_id": a.pk, "field": "ice_score",
+                                                               "text": "ICE in source is 9"})
+    assert made.status_code == 302 and Query.objects.filter(origin="manual", field="ice_score").exists()
+
+
+def test_sdv_and_lock_actions_from_pages(world, pages):
+    _, a, _ = pages
+    monitor = browser(world, "monitor_a")
+    assert monitor.post(f"/verify/toxicity.dailyassessment/{a.pk}/").status_code == 302
+    day_url = f"/subjects/{world.subject_a.pk}/day/{a.assessment_date.isoformat()}/"
+    assert "SDV: verified" in monitor.get(day_url).content.decode()
+    assert browser(world, "coordinator_a").post(f"/verify/toxicity.dailyassessment/{a.pk}/").status_code == 404
+    dm = browser(world, "data_manager")
+    dm.post(f"/subjects/{world.subject_a.pk}/lock/")
+    lock = Lock.objects.get()
+    locked = browser(world, "coordinator_a").post(day_url, {"temperature": "37", "temperature_unit": "C",
+                                                           "version": a.version, "reason": "x", "seizure": "none",
+                                                           "motor_weakness": "none", "cerebral_edema": "none",
+                                                           "oxygen_device": "none", "ice_score": 10})
+    assert "locked" in locked.content.decode()
+    dm.post(f"/locks/{lock.pk}/unlock/", {"reason": "queries to resolve"})
+    lock.refresh_from_db()
+    assert not lock.active
+

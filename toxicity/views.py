@@ -1,0 +1,368 @@
+"""Browser pages of the CRFs: the casebook timeline, the daily assessment form with live grades,
+the rescue-therapy logs, and the query inbox / worklist. Thin: selectors read, services write."""
+import csv
+import json
+from datetime import date, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from toxicity import queries, services
+from toxicity.forms import (
+    CAPD_FIELDS,
+    CRS_FIELDS,
+    ICANS_FIELDS,
+    ICE_FIELDS,
+    LOG_KINDS,
+    REPORTED_FIELDS,
+    AssessmentForm,
+    log_form_class,
+)
+from toxicity.models import DailyAssessment, IcuStay, Query, QueryStatus
+from trials import workflow_services as wf
+from trials.audit import RecordLockedError, StaleVersionError
+from trials.models import Subject
+from trials.roles import DATA_ENTRY_ROLES, Role
+from trials.selectors import RoleIndex, scoped, subject_list
+from trials.services import site_local_date
+from trials.workflow import CasebookSignature, Lock, SourceVerification
+
+FIRST_DAY = -7
+
+
+def _subject(request, pk) -> Subject:
+    return get_object_or_404(subject_list(user=request.user), pk=pk)
+
+
+def _roles(request, subject) -> set[str]:
+    return RoleIndex.for_user(request.user).roles(subject.trial_id, subject.site_id)
+
+
+def _apply_errors(form, exc: Exception) -> None:
+    """Service errors next to their fields (or on top when the form has no such field)."""
+    if isinstance(exc, StaleVersionError):
+        form.add_error(None, f"Someone else saved this form first (now version {exc.current}). Your input is kept "
+                             "below: check the saved values (open the history) and save again to apply yours.")
+        form.data = form.data.copy()
+        form.data["version"] = exc.current
+        return
+    if isinstance(exc, RecordLockedError):
+        form.add_error(None, str(exc))
+        return
+    for field, msgs in exc.message_dict.items():
+        target = field if field in form.fields else None
+        for message in msgs:
+            form.add_error(target, message if target else f"{field.replace('_', ' ')}: {message}")
+
+
+# --- casebook -------------------------------------------------------------------------------
+
+ROW_OF_FIELD = {
+    "crs_grade_derived": "crs", "crs_grade_reported": "crs", "icans_grade_derived": "icans",
+    "icans_grade_reported": "icans", "temperature_max_c": "temperature", "vasopressors": "vasopressors",
+    "oxygen_device": "oxygen", "oxygen_flow_l_min": "oxygen", "fio2_percent": "oxygen", "ice_score": "tool",
+    "capd_score": "tool",
+}
+
+
+def casebook_days(subject, assessments, logs, open_queries, today):
+    """One column per study day from -7 to the last assessment (or today): the timeline grid."""
+    by_day = {a.assessment_date: a for a in assessments}
+    last = max([*by_day, min(today, subject.day0 + timedelta(days=subject.trial.daily_assessment_until_day))])
+    first = subject.day0 + timedelta(days=FIRST_DAY)
+    badges: dict[tuple[date, str], list[Query]] = {}
+    ids = {a.pk: a.assessment_date for a in assessments}
+    for q in open_queries:
+        if q.record_type == "toxicity.dailyassessment" and q.record_id in ids:
+            badges.setdefault((ids[q.record_id], ROW_OF_FIELD.get(q.field, "day")), []).append(q)
+        elif q.field.startswith("assessment_date="):
+            badges.setdefault((date.fromisoformat(q.field.split("=")[1]), "day"), []).append(q)
+    markers: dict[date, list[str]] = {}
+    local = lambda moment: site_local_date(moment, subject.site)  # noqa: E731
+    for label, rows, attr in logs:
+        for row in rows:
+            start = local(getattr(row, attr))
+            if isinstance(row, IcuStay):
+                end = local(row.discharged_at) if row.discharged_at else today
+                for n in range((end - start).days + 1):
+                    markers.setdefault(start + timedelta(days=n), []).append(label)
+            else:
+                markers.setdefault(start, []).append(label)
+    days = []
+    for n in range((last - first).days + 1):
+        day = first + timedelta(days=n)
+        a = by_day.get(day)
+        days.append({
+            "date": day, "study_day": (day - subject.day0).days, "a": a, "future": day > today,
+            "markers": sorted(set(markers.get(day, []))),
+            "badges": {row: qs for (d, row), qs in badges.items() if d == day},
+        })
+    return days
+
+
+@login_required
+def casebook(request, pk):
+    subject = _subject(request, pk)
+    roles = _roles(request, subject)
+    assessments = list(DailyAssessment.objects.filter(subject=subject, voided=False))
+    logs = [
+        ("toci", subject.tocilizumab_doses.filter(voided=False), "administered_at"),
+        ("steroid", subject.corticosteroid_doses.filter(voided=False), "administered_at"),
+        ("anti-cytokine", subject.anticytokine_doses.filter(voided=False), "administered_at"),
+        ("TPE", subject.plasma_exchanges.filter(voided=False), "started_at"),
+        ("CRRT", subject.hemofiltration_sessions.filter(voided=False), "started_at"),
+        ("ICU", subject.icu_stays.filter(voided=False), "admitted_at"),
+    ]
+    open_queries = list(scoped(request.user, Query.objects.filter(subject=subject, status__in=["open", "answered"])))
+    today = site_local_date(timezone.now(), subject.site)
+    days = casebook_days(subject, assessments, logs, open_queries, today) if subject.day0 else []
+    return render(request, "toxicity/casebook.html", {
+        "subject": subject, "days": days, "open_queries": open_queries, "today": today,
+        "show_dob": bool(roles & {Role.COORDINATOR, Role.INVESTIGATOR, Role.MONITOR}),
+        "can_enter": bool(roles & DATA_ENTRY_ROLES), "can_sign": Role.INVESTIGATOR in roles,
+        "can_lock": Role.DATA_MANAGER in roles, "can_query": bool(roles & queries.REVIEWERS),
+        "signature": CasebookSignature.objects.filter(subject=subject).first(),
+        "lock": Lock.objects.filter(subject=subject, scope="casebook", unlocked_at__isnull=True).first(),
+        "trial_lock": Lock.objects.filter(trial=subject.trial, scope="trial", unlocked_at__isnull=True).first(),
+        "log_kinds": [(slug, title) for slug, (_, _, title) in LOG_KINDS.items()],
+        "death": subject.death if hasattr(subject, "death") and not subject.death.voided else None,
+    })
+
+
+# --- the daily assessment form --------------------------------------------------------------
+
+
+def _initial(a: DailyAssessment | None) -> dict:
+    if a is None:
+        return {"version": None, "temperature_unit": "C", "seizure": "none", "motor_weakness": "none",
+                "cerebral_edema": "none", "oxygen_device": "none"}
+    data = {f.name: getattr(a, f.name) for f in DailyAssessment._meta.fields}
+    data.update(temperature=a.temperature_max_c, temperature_unit="C", version=a.version)
+    return data
+
+
+@login_required
+def assessment_day(request, pk, day):
+    subject = _subject(request, pk)
+    try:
+        day = date.fromisoformat(day)
+    except ValueError:
+        raise Http404("No such date.")
+    roles = _roles(request, subject)
+    can_enter = bool(roles & DATA_ENTRY_ROLES)
+    existing = DailyAssessment.objects.filter(subject=subject, assessment_date=day, voided=False).first()
+    tool = "capd" if (subject.age_years is not None and subject.age_years < 12) or subject.developmental_delay else "ice"
+    if request.method == "POST":
+        if not can_enter:
+            raise Http404("No such form.")
+        form = AssessmentForm(request.POST, tool=tool)
+        if form.is_valid():
+            try:
+                if existing is None:
+                    saved = services.assessment_create(user=request.user, subject=subject, assessment_date=day,
+                                                       **form.observations())
+                else:
+                    saved = services.assessment_update(
+                        assessment=existing, user=request.user, version=form.cleaned_data.get("version"),
+                        reason=form.cleaned_data.get("reason"), changes=form.observations())
+                grades = f"CRS grade {_g(saved.crs_grade_derived)}, ICANS grade {_g(saved.icans_grade_derived)}"
+                messages.success(request, f"Saved {day} (study day {saved.study_day}): {grades}.")
+                return redirect("assessment-day", pk=subject.pk, day=day.isoformat())
+            except (ValidationError, StaleVersionError, RecordLockedError) as exc:
+                _apply_errors(form, exc)
+    else:
+        form = AssessmentForm(initial=_initial(existing), tool=tool)
+    day_queries = []
+    if existing is not None:
+        day_queries = list(scoped(request.user, Query.objects.filter(
+            record_type="toxicity.dailyassessment", record_id=existing.pk)).order_by("status", "-opened_at"))
+    context = services.grading_context_for(subject, day, exclude_pk=existing.pk if existing else None)
+    verification = (SourceVerification.objects.filter(record_type="toxicity.dailyassessment", record_id=existing.pk).first()
+                    if existing else None)
+    return render(request, "toxicity/assessment_form.html", {
+        "subject": subject, "day": day, "study_day": (day - subject.day0).days if subject.day0 else None,
+        "form": form, "assessment": existing, "can_enter": can_enter, "tool": tool,
+        "grading_context": json.dumps(context), "queries": day_queries,
+        "can_query": bool(roles & queries.REVIEWERS), "can_verify": Role.MONITOR in roles,
+        "sdv": wf.sdv_status(existing, verification) if existing else None,
+        "previous": day - timedelta(days=1), "next": day + timedelta(days=1),
+        "crs_fields": CRS_FIELDS, "icans_fields": [*(ICE_FIELDS if tool == "ice" else CAPD_FIELDS), *ICANS_FIELDS],
+        "reported_fields": REPORTED_FIELDS,
+    })
+
+
+def _g(grade):
+    return "NE" if grade is None else grade
+
+
+# --- rescue-therapy logs --------------------------------------------------------------------
+
+
+@login_required
+def log_page(request, pk, kind, record_pk=None):
+    if kind not in LOG_KINDS:
+        raise Http404("No such log.")
+    subject = _subject(request, pk)
+    model, names, title = LOG_KINDS[kind]
+    can_enter = bool(_roles(request, subject) & DATA_ENTRY_ROLES)
+    record = get_object_or_404(model, pk=record_pk, subject=subject, voided=False) if record_pk else None
+    Form = log_form_class(kind)
+    if request.method == "POST":
+        if not can_enter:
+            raise Http404("No such form.")
+        form = Form(request.POST)
+        if form.is_valid():
+            data = {n: form.cleaned_data[n] for n in names}
+            try:
+                if record is None:
+                    services.log_create(model, user=request.user, subject=subject, **data)
+                    messages.success(request, f"Saved: {model._meta.verbose_name}.")
+                else:
+                    services.log_update(record, user=request.user, version=form.cleaned_data.get("version"),
+                                        reason=form.cleaned_data.get("change_reason"), changes=data)
+                    messages.success(request, f"Corrected: {model._meta.verbose_name}.")
+                return redirect("log", pk=subject.pk, kind=kind)
+            except (ValidationError, StaleVersionError, RecordLockedError) as exc:
+                if isinstance(exc, ValidationError) and "reason" in exc.message_dict and model is not IcuStay:
+                    exc = ValidationError({"change_reason": exc.message_dict.pop("reason"), **exc.message_dict})
+                _apply_errors(form, exc)
+    else:
+        initial = {n: getattr(record, n) for n in names} | {"version": record.version} if record else {}
+        if record is None and "weight_kg" in names:
+            initial["weight_kg"] = subject.baseline_weight_kg
+        form = Form(initial=initial)
+    rows = model.objects.filter(subject=subject, voided=False).order_by("-pk")
+    return render(request, "toxicity/log.html", {
+        "subject": subject, "kind": kind, "title": title, "form": form, "record": record, "rows": rows,
+        "columns": names + [f.name for f in model._meta.fields if not f.editable and f.name.endswith(
+            ("_ml", "_exchanged", "_ml_kg_h"))],
+        "can_enter": can_enter, "record_type": model._meta.label_lower,
+    })
+
+
+# --- queries --------------------------------------------------------------------------------
+
+SORTS = {"age": "opened_at", "-age": "-opened_at", "subject": "subject__subject_id", "rule": "rule_id",
+         "status": "status", "site": "site__site_number"}
+
+
+def _query_list(request):
+    qs = scoped(request.user, Query.objects.select_related("subject", "site", "trial"))
+    f = request.GET
+    if f.get("trial"):
+        qs = qs.filter(trial_id=f["trial"])
+    if f.get("site"):
+        qs = qs.filter(site__site_number=f["site"])
+    status = f.get("status", "active")
+    if status == "active":
+        qs = qs.filter(status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED])
+    elif status in QueryStatus.values:
+        qs = qs.filter(status=status)
+    if f.get("rule"):
+        qs = qs.filter(rule_id=f["rule"])
+    if f.get("min_age_days", "").isdigit():
+        qs = qs.filter(opened_at__lte=timezone.now() - timedelta(days=int(f["min_age_days"])))
+    return qs.order_by(SORTS.get(f.get("sort", "-age"), "-opened_at"), "pk"), status
+
+
+@login_required
+def query_list(request):
+    qs, status = _query_list(request)
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="queries.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["id", "trial", "site", "subject", "record_type", "record_id", "field", "origin", "rule_id",
+                         "status", "age_days", "opened_at", "text"])
+        for q in qs[:50000]:
+            writer.writerow([q.pk, q.trial.protocol_code, q.site.site_number, q.subject.subject_id, q.record_type,
+                             q.record_id, q.field, q.origin, q.rule_id, q.status, queries.open_query_age_days(q),
+                             q.opened_at.isoformat(), q.text])
+        return response
+    index = RoleIndex.for_user(request.user)
+    site_user = any(index.has(DATA_ENTRY_ROLES, t) for t in index.grants)
+    rules = sorted(set(scoped(request.user, Query.objects.exclude(rule_id="")).values_list("rule_id", flat=True)))
+    return render(request, "toxicity/query_list.html", {
+        "queries": qs[:500], "total": qs.count(), "status": status, "filters": request.GET, "rules": rules,
+        "title": "Site inbox" if site_user else "Query worklist", "statuses": ["active", *QueryStatus.values, "all"],
+        "sorts": SORTS,
+    })
+
+
+def record_url(q) -> str:
+    if q.record_type == "toxicity.dailyassessment":
+        a = DailyAssessment.objects.filter(pk=q.record_id).first()
+        if a:
+            return reverse("assessment-day", args=[q.subject_id, a.assessment_date.isoformat()])
+    if q.field.startswith("assessment_date="):
+        return reverse("assessment-day", args=[q.subject_id, q.field.split("=")[1]])
+    for slug, (model, _, _) in LOG_KINDS.items():
+        if model._meta.label_lower == q.record_type:
+            return reverse("log-record", args=[q.subject_id, slug, q.record_id])
+    return reverse("casebook", args=[q.subject_id])
+
+
+@login_required
+def query_detail(request, query_pk):
+    q = get_object_or_404(scoped(request.user, Query.objects.select_related("subject", "site")), pk=query_pk)
+    if request.method == "POST":
+        action, text = request.POST.get("action"), request.POST.get("text", "")
+        try:
+            if action == "message":
+                queries.query_message(user=request.user, query=q, text=text)
+            elif action in queries.TRANSITIONS:
+                queries.query_transition(user=request.user, query=q, action=action, text=text)
+            else:
+                raise ValidationError({"action": ["Unknown action."]})
+            messages.success(request, "Done.")
+            return redirect("query-detail", query_pk=q.pk)
+        except ValidationError as exc:
+            for field, msgs in exc.message_dict.items():
+                for m in msgs:
+                    messages.error(request, f"{field}: {m}")
+    return render(request, "toxicity/query_detail.html", {
+        "q": q, "thread": q.messages.select_related("author"), "actions": queries.allowed_actions(request.user, q),
+        "record_url": record_url(q), "can_write": bool(_roles(request, q.subject) & (queries.SITE | queries.REVIEWERS)),
+    })
+
+
+@login_required
+def query_raise(request):
+    source = request.POST if request.method == "POST" else request.GET
+    record_type, record_id, field = source.get("record_type", ""), source.get("record_id", ""), source.get("field", "")
+    if not record_id.isdigit():
+        raise Http404("No such record.")
+    model = wf.record_model(record_type)
+    record = get_object_or_404(scoped(request.user, model.objects.all()), pk=record_id)
+    error = None
+    if request.method == "POST":
+        try:
+            q = queries.query_raise(user=request.user, record_type=record_type, record_id=int(record_id),
+                                    field=field, text=request.POST.get("text", ""))
+            messages.success(request, "Query raised.")
+            return redirect("query-detail", query_pk=q.pk)
+        except ValidationError as exc:
+            error = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return render(request, "toxicity/query_raise.html", {
+        "record": record, "record_type": record_type, "field": field, "error": error,
+        "value": getattr(record, field, ""), "text": request.POST.get("text", ""),
+    })
+
+
+@login_required
+@require_POST
+def verify_form(request, record_type, record_pk):
+    model = wf.record_model(record_type)
+    record = get_object_or_404(scoped(request.user, model.objects.all()), pk=record_pk)
+    try:
+        wf.form_verify(user=request.user, record=record)
+        messages.success(request, "Marked source-data verified.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect(request.POST.get("next") or reverse("casebook", args=[wf.record_subject(record).pk]))
