@@ -321,7 +321,7 @@ def query_detail(request, query_pk):
             else:
                 raise ValidationError({"action": ["Unknown action."]})
             messages.success(request, "Done.")
-            return redirect("query-detail", query_pk=q.pk)
+            return redirect("query-page", query_pk=q.pk)
         except ValidationError as exc:
             for field, msgs in exc.message_dict.items():
                 for m in msgs:
@@ -346,7 +346,7 @@ def query_raise(request):
             q = queries.query_raise(user=request.user, record_type=record_type, record_id=int(record_id),
                                     field=field, text=request.POST.get("text", ""))
             messages.success(request, "Query raised.")
-            return redirect("query-detail", query_pk=q.pk)
+            return redirect("query-page", query_pk=q.pk)
         except ValidationError as exc:
             error = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
     return render(request, "toxicity/query_raise.html", {

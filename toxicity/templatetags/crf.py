@@ -23,3 +23,15 @@ def attr(obj, name):
     value = getattr(obj, name, "")
     display = getattr(obj, f"get_{name}_display", None)
     return display() if callable(display) and value not in (None, "") else value
+
+
+DEVICE_ABBREVIATIONS = {
+    "nasal_cannula": "NC", "blow_by": "BB", "high_flow_nasal_cannula": "HFNC", "facemask": "FM",
+    "non_rebreather": "NRB", "venturi_mask": "VM", "cpap": "CPAP", "bipap": "BiPAP", "mechanical_ventilation": "MV",
+}
+
+
+@register.filter
+def device(code):
+    """Short oxygen-device label for the timeline grid."""
+    return DEVICE_ABBREVIATIONS.get(code, code)
