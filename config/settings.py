@@ -4,6 +4,7 @@ No DATABASE_URL -> a SQLite file beside manage.py. No CELERY_BROKER_URL -> Celer
 eagerly in-process. DJANGO_DEBUG=0 without DJANGO_SECRET_KEY refuses to start. README lists
 every variable read here with its default.
 """
+import os
 from pathlib import Path
 
 import environ
@@ -79,7 +80,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so "read version, then write" cannot interleave.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
     # A file, not shared-cache memory: concurrent transactions then wait for the lock as in production.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # One file per test process, so two test runs on one machine never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -132,6 +132,7 @@ def casebook(request, pk):
         "trial_lock": Lock.objects.filter(trial=subject.trial, scope="trial", unlocked_at__isnull=True).first(),
         "log_kinds": [(slug, title) for slug, (_, _, title) in LOG_KINDS.items()],
         "death": subject.death if hasattr(subject, "death") and not subject.death.voided else None,
+        "infusions": subject.infusions.filter(voided=False).order_by("infusion_number"),
     })
 
 

@@ -110,3 +110,86 @@ def unlock(request, lock_pk):
     return redirect("casebook", pk=lock.subject_id) if lock.subject_id else redirect("home")
 
 
+
+
+def _record_page(request, *, kind, subject=None, record=None, trial=None):
+    """Create or correct a subject, an infusion or the death record through the services."""
+    from trials import services
+    from trials.audit import RecordLockedError, StaleVersionError
+    from trials.forms import FORMS, record_form
+
+
+    model, names = FORMS[kind]
+    target_trial = trial or subject.trial
+    sites = selectors.writable_sites(user=request.user).filter(trial=target_trial)
+    if not sites.exists() or (subject is not None and not sites.filter(pk=subject.site_id).exists()):
+        from django.http import Http404
+
+        raise Http404("No such form.")
+    cohorts = selectors.cohort_list(user=request.user, trial=target_trial)
+    Form = record_form(model, names, sites=sites if kind == "subject" else None, cohorts=cohorts)
+    if request.method == "POST":
+        form = Form(request.POST)
+        if form.is_valid():
+            data = {n: form.cleaned_data[n] for n in names}
+            version, reason = form.cleaned_data.get("version"), form.cleaned_data.get("change_reason")
+            try:
+                if kind == "subject":
+                    saved = (services.subject_create(user=request.user, **data) if record is None else
+                             services.subject_update(subject=record, user=request.user, version=version, reason=reason,
+                                                     changes=data))
+                elif kind == "infusion":
+                    saved = (services.infusion_create(user=request.user, subject=subject, **data) if record is None else
+                             services.infusion_update(infusion=record, user=request.user, version=version,
+                                                      reason=reason, changes=data))
+                else:
+                    saved = services.death_record(subject=subject, user=request.user, version=version, reason=reason,
+                                                  **data)
+                messages.success(request, f"Saved: {model._meta.verbose_name}.")
+                return redirect("casebook", pk=saved.pk if kind == "subject" else subject.pk)
+            except (ValidationError, StaleVersionError, RecordLockedError) as exc:
+                from toxicity.views import _apply_errors
+
+                if isinstance(exc, ValidationError) and "reason" in exc.message_dict:
+                    exc = ValidationError({"change_reason": exc.message_dict.pop("reason"), **exc.message_dict})
+                _apply_errors(form, exc)
+    else:
+        initial = {n: getattr(record, n if n not in ("site", "cohort") else f"{n}_id") for n in names} if record else {}
+        if record is not None:
+            initial["version"] = record.version
+        form = Form(initial=initial)
+
+    return render(request, "trials/record_form.html", {
+        "form": form, "kind": kind, "record": record, "subject": subject, "trial": target_trial,
+        "title": f"{'Correct' if record else 'New'} {model._meta.verbose_name}",
+    })
+
+
+@login_required
+def subject_new(request, trial_pk):
+    trial = get_object_or_404(selectors.trial_list(user=request.user), pk=trial_pk)
+    return _record_page(request, kind="subject", trial=trial)
+
+
+@login_required
+def subject_edit(request, pk):
+    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    return _record_page(request, kind="subject", subject=subject, record=subject)
+
+
+@login_required
+def infusion_page(request, pk, infusion_pk=None):
+    from trials.models import Infusion
+
+    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    record = get_object_or_404(Infusion, pk=infusion_pk, subject=subject, voided=False) if infusion_pk else None
+    return _record_page(request, kind="infusion", subject=subject, record=record)
+
+
+@login_required
+def death_page(request, pk):
+    from trials.models import Death
+
+    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    record = Death.objects.filter(subject=subject, voided=False).first()
+    return _record_page(request, kind="death", subject=subject, record=record)

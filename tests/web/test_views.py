@@ -211,3 +211,33 @@ def test_sdv_and_lock_actions_from_pages(world, pages):
     lock.refresh_from_db()
     assert not lock.active
 
+
+
+def test_enrolment_infusion_and_death_forms(world):
+    coordinator = browser(world, "coordinator_a")
+    new = coordinator.post(f"/trials/{world.trial.pk}/subjects/new/", {
+        "subject_id": "101-0900", "site": world.site_a.pk, "cohort": world.cohort.pk, "enrolled_on": "2026-10-01",
+        "sex": "male", "date_of_birth": "1960-02-03", "diagnosis": "dlbcl", "baseline_weight_kg": "80"})
+    assert new.status_code == 302
+    from trials.models import Death, Subject
+
+    subject = Subject.objects.get(subject_id="101-0900")
+    other_site = coordinator.post(f"/trials/{world.trial.pk}/subjects/new/", {
+        "subject_id": "102-0900", "site": world.site_b.pk, "cohort": world.cohort.pk, "enrolled_on": "2026-10-01",
+        "sex": "male", "date_of_birth": "1960-02-03", "diagnosis": "dlbcl", "baseline_weight_kg": "80"})
+    assert other_site.status_code == 200 and not Subject.objects.filter(subject_id="102-0900").exists()
+    infusion = coordinator.post(f"/subjects/{subject.pk}/infusions/new/", {
+        "infusion_number": 1, "product": "tisagenlecleucel", "lot_number": "L1", "infused_at": "2026-10-10T10:00",
+        "dose_cells_per_kg": "1000000", "weight_kg": "80", "lymphodepletion_regimen": "flu_cy",
+        "lymphodepletion_start_date": "2026-10-05"})
+    assert infusion.status_code == 302
+    subject.refresh_from_db()
+    assert subject.day0.isoformat() == "2026-10-10" and subject.status == "infused"
+    bad = coordinator.post(f"/subjects/{subject.pk}/death/", {"death_date": "2026-10-12", "death_primary_cause": "other"})
+    assert bad.status_code == 200 and "Describe the cause" in bad.content.decode()
+    assert coordinator.post(f"/subjects/{subject.pk}/death/", {"death_date": "2026-10-12",
+                                                                "death_primary_cause": "infection"}).status_code == 302
+    assert Death.objects.get(subject=subject).death_primary_cause == "infection"
+    for role in ("monitor_a", "sponsor", "coordinator_b"):
+        assert browser(world, role).get(f"/subjects/{subject.pk}/death/").status_code == 404
+        assert browser(world, role).get(f"/subjects/{subject.pk}/edit/").status_code == 404
