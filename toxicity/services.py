@@ -11,6 +11,7 @@ transaction; rows whose derived values change get a system audit row.
 """
 from collections.abc import Callable
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -85,6 +86,10 @@ def _grade_or_ne(value):
 # --- the grading chain ----------------------------------------------------------------------
 
 
+# Grading contexts already loaded in the current write, by subject id (see subject_write).
+_CONTEXTS: ContextVar[dict | None] = ContextVar("grading_contexts", default=None)
+
+
 @dataclass(frozen=True)
 class SubjectContext:
     """What grading needs from a subject's other records, loaded once per derivation."""
@@ -95,6 +100,17 @@ class SubjectContext:
 
     @classmethod
     def load(cls, subject: Subject) -> "SubjectContext":
+        """Loaded once per subject within one write (``subject_write``), else every call."""
+        cache = _CONTEXTS.get()
+        if cache is not None and subject.pk in cache:
+            return cache[subject.pk]
+        ctx = cls._load(subject)
+        if cache is not None:
+            cache[subject.pk] = ctx
+        return ctx
+
+    @classmethod
+    def _load(cls, subject: Subject) -> "SubjectContext":
         site = subject.site
         moments = [
             *TocilizumabDose.objects.filter(subject=subject, voided=False).values_list("administered_at", flat=True),
@@ -250,7 +266,7 @@ def after_subject_write(subject: Subject, *, high_before: set) -> None:
 
 def _assessment_rules(a: DailyAssessment) -> dict[str, list[str]]:
     subject = a.subject
-    death = Death.objects.filter(subject=subject, voided=False).first()
+    death = SubjectContext.load(subject).death
     errors = validation.assessment_errors(
         {"assessment_date": a.assessment_date},
         today=site_local_date(_now(), subject.site),
@@ -281,6 +297,7 @@ class SubjectWrite:
     because: str = ""
     changed: bool = True
     regrade: bool = True
+    fresh_context: bool = False  # a trigger drug changed: the cached grading context is stale
 
 
 @contextmanager
@@ -288,14 +305,20 @@ def subject_write(subject: Subject, *, user):
     """Lock the subject; after the caller's write, re-derive its grades (when the write can change
     them), run the save-time checks and alert on new grades >= 4, all in the same transaction."""
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
-    with transaction.atomic():
-        write = SubjectWrite(_lock_subject(subject))
-        high_before = _high_grade_days(write.subject)
-        yield write
-        if write.changed:
-            if write.regrade:
-                regrade_subject(write.subject, user=user, because=write.because)
-            after_subject_write(write.subject, high_before=high_before)
+    token = _CONTEXTS.set({})
+    try:
+        with transaction.atomic():
+            write = SubjectWrite(_lock_subject(subject))
+            high_before = _high_grade_days(write.subject)
+            yield write
+            if write.changed:
+                if write.fresh_context:
+                    _CONTEXTS.get().clear()
+                if write.regrade:
+                    regrade_subject(write.subject, user=user, because=write.because)
+                after_subject_write(write.subject, high_before=high_before)
+    finally:
+        _CONTEXTS.reset(token)
 
 
 def assessment_create(*, user, subject: Subject, reason: str = "", **fields) -> DailyAssessment:
@@ -432,6 +455,7 @@ def log_create(model: type, *, user, subject: Subject, **fields):
         record = audited_create(model(subject=write.subject, **fields), user=user,
                                 validate=_log_validate, derive=rules.derive)
         write.because, write.regrade = f"a {model._meta.verbose_name} was entered", rules.regrades
+        write.fresh_context = rules.regrades
     return record
 
 
@@ -443,6 +467,7 @@ def log_update(record, *, user, version, reason, changes: dict):
         record, write.changed = audited_update(model, record.pk, user=user, version=version, reason=reason,
                                                changes=changes, validate=_log_validate, derive=rules.derive)
         write.because, write.regrade = f"a {model._meta.verbose_name} was corrected", rules.regrades
+        write.fresh_context = rules.regrades
     return record
 
 
@@ -451,4 +476,5 @@ def log_void(record, *, user, version, reason):
     with subject_write(record.subject, user=user) as write:
         record = audited_void(model, record.pk, user=user, version=version, reason=reason)
         write.because, write.regrade = f"a {model._meta.verbose_name} was voided", LOG_RULES[model].regrades
+        write.fresh_context = LOG_RULES[model].regrades
     return record
