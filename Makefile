@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install run test test-fast migrate demo clean
+.PHONY: install run test migrate demo bench clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found %s)" % sys.version.split()[0])'
@@ -27,6 +27,13 @@ run: demo
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks print their figures (BENCHMARKS.md records them). The check-run and web benchmarks
+# need PostgreSQL on 127.0.0.1:5432 (as in CI); the grading benchmark needs nothing.
+bench: install
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/checks.py
+	$(BIN)/python bench/web_load.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
