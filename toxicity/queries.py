@@ -6,6 +6,7 @@ an open rule query whose rule passes is closed automatically, with an audit entr
 save time for the saved subject and in the consistency job for every subject of a trial, always
 under the subject's row lock, and the database allows one open query per (rule, record, field).
 """
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,13 +15,15 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
 
 from toxicity.checks import Finding, SubjectSnapshot, job_only_rules, run_rules
 from toxicity.checks import records as r
 from trials.audit import audited_bulk_create  # noqa: F401  (re-exported for generators)
+from trials.bulk import bulk_insert
 from trials.models import Death, Infusion, Subject
 from trials.notifications import notify_on_commit
 from trials.roles import DATA_ENTRY_ROLES, Role
@@ -52,30 +55,74 @@ RAW_FIELDS = (
 # --- snapshots: one subject's records as plain values ---------------------------------------
 
 
+def _json_reader():
+    """Decode JSON columns read as text, each distinct text once: the flags and reasons of daily
+    assessments repeat from day to day and from subject to subject. Returns ``read`` and the
+    text -> tuple cache it fills (read(text, True)), for a quick look-up first. Lists come back
+    as new lists (the caller may keep them), everything else as decoded (str, numbers, tuples)."""
+    tuples, values = {}, {}
+
+    def read(text, as_tuple=False):
+        if text is None:
+            return None
+        cache = tuples if as_tuple else values
+        value = cache.get(text)
+        if value is None:
+            value = json.loads(text)
+            if as_tuple:
+                value = tuple(value)
+            cache[text] = value
+        return list(value) if type(value) is list else value
+
+    return read, tuples
+
+
 def load_snapshots(subject_ids: Iterable[int], *, now=None) -> list[SubjectSnapshot]:
-    """Snapshots of many subjects with one query per table (the job checks subjects in chunks)."""
+    """Snapshots of many subjects with one query per table (the job checks subjects in chunks).
+
+    Rows are read as plain tuples (JSON columns as text, decoded once per distinct text) and
+    ordered within each subject only, without the joins of the models' default orderings.
+    """
     now = now or timezone.now()
-    subjects = list(Subject.objects.filter(pk__in=list(subject_ids), voided=False).select_related("trial", "site"))
-    ids = [s.pk for s in subjects]
-    tz = {s.pk: ZoneInfo(s.site.timezone) for s in subjects}
+    subjects = list(Subject.objects.filter(pk__in=list(subject_ids), voided=False).values_list(
+        "pk", "status", "day0", "enrolled_on", "baseline_weight_kg", "site__timezone",
+        "trial__daily_assessment_until_day", "trial__tocilizumab_response_hours",
+    ))
+    ids = [s[0] for s in subjects]
+    zones, trials = {}, {}
+    for s in subjects:
+        if s[5] not in zones:
+            zones[s[5]] = ZoneInfo(s[5])
+        if s[6:8] not in trials:
+            trials[s[6:8]] = r.Trial(*s[6:8])
+    tz = {s[0]: zones[s[5]] for s in subjects}
 
     def local(subject_id, moment):
         return moment.astimezone(tz[subject_id]).date()
 
-    per = defaultdict(lambda: defaultdict(list))
-    for row in DailyAssessment.objects.filter(subject__in=ids, voided=False).values(
+    read, texts = _json_reader()
+    assessments, infusions, doses = defaultdict(list), defaultdict(list), defaultdict(list)
+    plasma_exchanges, hemofiltrations = defaultdict(list), defaultdict(list)
+    Assessment = r.Assessment
+    as_text = [Cast(name, output_field=TextField()) if name == "vasopressors" else name for name in RAW_FIELDS]
+    for row in DailyAssessment.objects.filter(subject__in=ids, voided=False).order_by().values_list(
         "id", "subject_id", "assessment_date", "study_day", "crs_grade_derived", "icans_grade_derived",
-        "ctcae_crs_grade_derived", "flags", "reasons", *RAW_FIELDS,
+        "ctcae_crs_grade_derived", Cast("flags", output_field=TextField()), Cast("reasons", output_field=TextField()),
+        *as_text,
     ):
-        per[row["subject_id"]]["assessments"].append(r.Assessment(
-            id=row["id"], day=row["assessment_date"], study_day=row["study_day"], crs_grade=row["crs_grade_derived"],
-            icans_grade=row["icans_grade_derived"], ctcae_crs_grade=row["ctcae_crs_grade_derived"],
-            flags=tuple(row["flags"]), reasons=tuple(row["reasons"]), raw={k: row[k] for k in RAW_FIELDS},
-        ))
-    for row in Infusion.objects.filter(subject__in=ids, voided=False).values(
+        flags, reasons = texts.get(row[7]), texts.get(row[8])
+        if flags is None:
+            flags = read(row[7], True)
+        if reasons is None:
+            reasons = read(row[8], True)
+        raw = dict(zip(RAW_FIELDS, row[9:]))
+        agents = raw["vasopressors"]
+        raw["vasopressors"] = [] if agents == "[]" else read(agents)
+        assessments[row[1]].append(Assessment(row[0], row[2], row[3], row[4], row[5], row[6], flags, reasons, raw))
+    for row in Infusion.objects.filter(subject__in=ids, voided=False).order_by("infusion_number", "id").values(
         "id", "subject_id", "infused_at", "dose_cells_per_kg", "weight_kg", "subject__cohort__dose_level_cells_per_kg"
     ):
-        per[row["subject_id"]]["infusions"].append(r.Infusion(
+        infusions[row["subject_id"]].append(r.Infusion(
             id=row["id"], at=row["infused_at"], day=local(row["subject_id"], row["infused_at"]),
             dose_cells_per_kg=row["dose_cells_per_kg"], cohort_dose_level=row["subject__cohort__dose_level_cells_per_kg"],
             weight_kg=row["weight_kg"],
@@ -85,48 +132,53 @@ def load_snapshots(subject_ids: Iterable[int], *, now=None) -> list[SubjectSnaps
         (CorticosteroidDose, r.STEROID, ("drug", "indication")),
         (AnticytokineDose, r.ANTICYTOKINE, ("drug", "weight_kg", "indication")),
     ):
-        for row in model.objects.filter(subject__in=ids, voided=False).values(
+        for row in model.objects.filter(subject__in=ids, voided=False).order_by("administered_at", "id").values(
             "id", "subject_id", "administered_at", "dose_mg", *extra
         ):
-            per[row["subject_id"]]["doses"].append(r.Dose(
+            doses[row["subject_id"]].append(r.Dose(
                 kind=kind, id=row["id"], at=row["administered_at"], day=local(row["subject_id"], row["administered_at"]),
                 dose_mg=row["dose_mg"], drug=row.get("drug", "tocilizumab"), weight_kg=row.get("weight_kg"),
                 indication=row["indication"],
             ))
-    for row in PlasmaExchange.objects.filter(subject__in=ids, voided=False).values(
+    for row in PlasmaExchange.objects.filter(subject__in=ids, voided=False).order_by("started_at", "id").values(
         "id", "subject_id", "started_at", "plasma_volume_exchanged_ml", "plasma_volumes_exchanged", "weight_kg"
     ):
-        per[row["subject_id"]]["plasma_exchanges"].append(r.PlasmaExchange(
+        plasma_exchanges[row["subject_id"]].append(r.PlasmaExchange(
             id=row["id"], at=row["started_at"], day=local(row["subject_id"], row["started_at"]),
             exchanged_ml=row["plasma_volume_exchanged_ml"], plasma_volumes=row["plasma_volumes_exchanged"],
             weight_kg=row["weight_kg"],
         ))
-    for row in HemofiltrationSession.objects.filter(subject__in=ids, voided=False).values(
+    for row in HemofiltrationSession.objects.filter(subject__in=ids, voided=False).order_by("started_at", "id").values(
         "id", "subject_id", "started_at", "effluent_rate_ml_h", "effluent_dose_ml_kg_h", "weight_kg"
     ):
-        per[row["subject_id"]]["hemofiltrations"].append(r.Hemofiltration(
+        hemofiltrations[row["subject_id"]].append(r.Hemofiltration(
             id=row["id"], at=row["started_at"], effluent_rate_ml_h=row["effluent_rate_ml_h"],
             dose_ml_kg_h=row["effluent_dose_ml_kg_h"], weight_kg=row["weight_kg"],
         ))
     deaths = {
         row["subject_id"]: r.Death(id=row["id"], day=row["death_date"], primary_cause=row["death_primary_cause"])
-        for row in Death.objects.filter(subject__in=ids, voided=False).values(
+        for row in Death.objects.filter(subject__in=ids, voided=False).order_by().values(
             "id", "subject_id", "death_date", "death_primary_cause"
         )
     }
+    today = {}
     snapshots = []
-    for s in subjects:
-        records = per[s.pk]
+    for pk, status, day0, enrolled_on, baseline_weight_kg, zone, *trial in subjects:
+        if zone not in today:
+            today[zone] = now.astimezone(zones[zone]).date()
         snapshots.append(SubjectSnapshot(
-            id=s.pk, today=now.astimezone(tz[s.pk]).date(), now=now, timezone=s.site.timezone,
-            trial=r.Trial(s.trial.daily_assessment_until_day, s.trial.tocilizumab_response_hours),
-            status=s.status, day0=s.day0, enrolled_on=s.enrolled_on, baseline_weight_kg=s.baseline_weight_kg,
-            assessments=tuple(sorted(records["assessments"], key=lambda a: a.day)),
-            infusions=tuple(records["infusions"]), doses=tuple(records["doses"]),
-            plasma_exchanges=tuple(records["plasma_exchanges"]), hemofiltrations=tuple(records["hemofiltrations"]),
-            death=deaths.get(s.pk),
+            id=pk, today=today[zone], now=now, timezone=zone, trial=trials[tuple(trial)],
+            status=status, day0=day0, enrolled_on=enrolled_on, baseline_weight_kg=baseline_weight_kg,
+            assessments=tuple(sorted(assessments.get(pk, ()), key=_day)),
+            infusions=tuple(infusions.get(pk, ())), doses=tuple(doses.get(pk, ())),
+            plasma_exchanges=tuple(plasma_exchanges.get(pk, ())), hemofiltrations=tuple(hemofiltrations.get(pk, ())),
+            death=deaths.get(pk),
         ))
     return snapshots
+
+
+def _day(assessment):
+    return assessment.day
 
 
 # --- reconciliation -------------------------------------------------------------------------
@@ -152,23 +204,28 @@ def reconcile(
     """
     not_opened_now = job_only_rules() if at_save else set()
     ids = [s.pk for s in subjects]
-    active, suppressed = {}, {}
+    active, suppressed = {}, {}  # active: key -> query id (the rows are loaded only to be closed)
     relevant = Q(status__in=ACTIVE_QUERY_STATUSES) | Q(suppressed_values__isnull=False)
-    for q in Query.objects.filter(relevant, subject__in=ids, origin=QueryOrigin.RULE):
-        if q.status in ACTIVE_QUERY_STATUSES:
-            active[_key(q)] = q
+    for pk, rule_id, record_type, record_id, field, status, suppressed_values in (
+        Query.objects.filter(relevant, subject__in=ids, origin=QueryOrigin.RULE).order_by().values_list(
+            "pk", "rule_id", "record_type", "record_id", "field", "status", "suppressed_values",
+        )
+    ):
+        if status in ACTIVE_QUERY_STATUSES:
+            active[(rule_id, record_type, record_id, field)] = pk
         else:
-            suppressed.setdefault(_key(q), []).append(q.suppressed_values)
+            suppressed.setdefault((rule_id, record_type, record_id, field), []).append(suppressed_values)
     now = timezone.now()
     new, unchanged, current = [], 0, set()
     by_id = {s.pk: s for s in subjects}
     for subject_id, subject_findings in findings.items():
         subject = by_id[subject_id]
         for f in subject_findings:
-            current.add(f.key)
-            if f.key in active:
+            key = f.key
+            current.add(key)
+            if key in active:
                 unchanged += 1
-            elif f.values in suppressed.get(f.key, []):
+            elif f.values in suppressed.get(key, ()):
                 unchanged += 1  # a monitor confirmed these values as correct
             elif f.rule_id not in not_opened_now:
                 new.append(Query(
@@ -178,20 +235,21 @@ def reconcile(
                 ))
     opened = []
     if new:
-        opened = Query.objects.bulk_create(new)
-        Query.history.bulk_history_create(opened, default_change_reason="raised by rule")
-        QueryMessage.objects.bulk_create(
-            [QueryMessage(query=q, role=SYSTEM, action="raise", text=q.text) for q in opened]
-        )
+        # COPY, not bulk_create: a first run over a trial opens thousands. One history row each
+        # ("+", "raised by rule", the user simple-history would record) and one "raise" message.
+        history_user = Query.history.model.get_default_history_user
+        opened = bulk_insert(Query, new, history_reason="raised by rule",
+                             history_user_ids=[getattr(history_user(q), "pk", None) for q in new])
+        bulk_insert(QueryMessage, [QueryMessage(query_id=q.pk, role=SYSTEM, action="raise", text=q.text) for q in opened])
     closed = 0
-    for key, q in active.items():
-        if key not in current:
-            q.status, q.closed_at, q.closed_in_run = QueryStatus.CLOSED, now, run
-            q._change_reason = "auto-closed: the rule passes"
-            q.save()
-            QueryMessage.objects.create(query=q, role=SYSTEM, action="auto_close",
-                                        text=f"Closed automatically: {q.rule_id} now passes.")
-            closed += 1
+    to_close = [pk for key, pk in active.items() if key not in current]
+    for q in Query.objects.filter(pk__in=to_close) if to_close else ():  # in the default order, as before
+        q.status, q.closed_at, q.closed_in_run = QueryStatus.CLOSED, now, run
+        q._change_reason = "auto-closed: the rule passes"
+        q.save()
+        QueryMessage.objects.create(query=q, role=SYSTEM, action="auto_close",
+                                    text=f"Closed automatically: {q.rule_id} now passes.")
+        closed += 1
     if opened:
         _notify_site(opened)
     return Outcome(opened=opened, auto_closed=closed, unchanged=unchanged)

@@ -3,10 +3,13 @@
 Django's ``bulk_create`` spends ~10 µs per value compiling SQL; this path converts each value
 once and streams the rows with ``COPY ... FROM STDIN`` on PostgreSQL (``executemany`` on the
 embedded SQLite). Primary keys are reserved up front so the history rows and child rows can
-refer to them. Guards (locks) and after-write hooks (signatures) run as for any audited write.
+refer to them. Guards (locks) and after-write hooks (signatures) run as for any audited write;
+``bulk_insert`` is the same path without them, for rows that are not clinical data (the
+consistency job's queries and their messages).
 """
 import json
 from datetime import datetime, timezone as dt_timezone
+from operator import attrgetter
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
@@ -16,11 +19,11 @@ from .audit import AFTER_WRITE, WRITE_GUARDS
 
 
 def _converter(field, vendor):
-    """A cheap value converter for one column, chosen once per field."""
+    """A cheap value converter for one column, chosen once per field; None: the value as it is."""
     if isinstance(field, models.JSONField):
         return lambda v: None if v is None else json.dumps(v, cls=DjangoJSONEncoder)
     if vendor == "postgresql":
-        return lambda v: v  # psycopg adapts int, str, bool, Decimal, date and aware datetime itself
+        return None  # psycopg adapts int, str, bool, Decimal, date and aware datetime itself
     if isinstance(field, models.DateTimeField):
         def to_sqlite(v):
             if v is None:
@@ -29,7 +32,7 @@ def _converter(field, vendor):
         return to_sqlite
     if isinstance(field, (models.DateField, models.DecimalField)):
         return lambda v: None if v is None else str(v)
-    return lambda v: v
+    return None
 
 
 def _reserve_ids(model, n, cursor):
@@ -61,33 +64,49 @@ def bulk_insert_with_history(model, objs: list, *, user, reason: str) -> list:
         return objs
     for guard in WRITE_GUARDS:
         guard(objs)
+    with transaction.atomic():
+        bulk_insert(model, objs, history_user_id=getattr(user, "pk", None), history_reason=reason)
+        for hook in AFTER_WRITE:
+            hook(objs, user)
+    return objs
+
+
+def bulk_insert(model, objs: list, *, history_reason: str | None = None, history_user_id=None,
+                history_user_ids: list | None = None) -> list:
+    """Insert new rows as they stand (no write guards, no hooks) and, with ``history_reason``, one
+    "+" history row each, by ``history_user_id`` (or ``history_user_ids``, one per row). Sets the
+    primary keys; ``auto_now`` / ``auto_now_add`` columns get the same moment, as the history date."""
+    if not objs:
+        return objs
     now = timezone.now()
     fields = [f for f in model._meta.local_concrete_fields]
+    stamped = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
     for obj in objs:
-        for f in fields:
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                setattr(obj, f.attname, now)
-    history = model.history.model
+        for name in stamped:
+            setattr(obj, name, now)
     tracked = [f.attname for f in fields]
-    convert = {f.attname: _converter(f, connection.vendor) for f in fields}
-    history_user = getattr(user, "pk", None)
+    values = attrgetter(*tracked) if len(tracked) > 1 else (lambda obj: (getattr(obj, tracked[0]),))
+    converted = [(i, c) for i, c in enumerate(_converter(f, connection.vendor) for f in fields) if c is not None]
     with transaction.atomic(), connection.cursor() as wrapper:
         cursor = wrapper.cursor if connection.vendor == "postgresql" else wrapper
         for obj, pk in zip(objs, _reserve_ids(model, len(objs), wrapper)):
             obj.pk = pk
-            obj._state.adding = False
-        rows = [[convert[name](getattr(obj, name)) for name in tracked] for obj in objs]
+            obj._state.adding, obj._state.db = False, connection.alias
+        rows = [[*values(obj)] for obj in objs]
+        for row in rows if converted else ():
+            for i, convert in converted:
+                row[i] = convert(row[i])
         _write(cursor, model._meta.db_table, [model._meta.get_field(f.name).column for f in fields], rows)
-        history_date = now if connection.vendor == "postgresql" else convert_datetime_sqlite(now)
-        extra = [history_date, reason, "+", history_user]
-        _write(
-            cursor, history._meta.db_table,
-            [history._meta.get_field(f.name).column for f in fields]
-            + ["history_date", "history_change_reason", "history_type", "history_user_id"],
-            [row + extra for row in rows],
-        )
-        for hook in AFTER_WRITE:
-            hook(objs, user)
+        if history_reason is not None:
+            history = model.history.model
+            history_date = now if connection.vendor == "postgresql" else convert_datetime_sqlite(now)
+            users = history_user_ids if history_user_ids is not None else [history_user_id] * len(rows)
+            _write(
+                cursor, history._meta.db_table,
+                [history._meta.get_field(f.name).column for f in fields]
+                + ["history_date", "history_change_reason", "history_type", "history_user_id"],
+                [row + [history_date, history_reason, "+", user] for row, user in zip(rows, users)],
+            )
     return objs
 
 

@@ -3,6 +3,7 @@ field and values of a finding identify its query (at most one open per rule, rec
 
 Messages are sentences a coordinator understands, starting with the rule id.
 """
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -147,8 +148,26 @@ def before_infusion(s: SubjectSnapshot):
                 )
 
 
+_last_episodes: tuple = ((), [])  # (assessments, their episodes): several rules ask for the same subject's
+
+
 def crs_episodes(s: SubjectSnapshot):
-    return derive_episodes((a.day, a.crs_grade) for a in s.assessments)
+    """The CRS episodes of the subject's assessments (derived once per snapshot; do not mutate)."""
+    assessments, episodes = _last_episodes
+    if assessments is not s.assessments:
+        episodes = derive_episodes((a.day, a.crs_grade) for a in s.assessments)
+        _remember_episodes(s.assessments, episodes)
+    return episodes
+
+
+def _remember_episodes(assessments, episodes):
+    global _last_episodes
+    _last_episodes = (assessments, episodes)  # one tuple: threads see a whole pair or the previous one
+
+
+def _window(times: list, moment: datetime, width: timedelta) -> tuple[int, int]:
+    """Indexes [lo, hi) of the sorted ``times`` that lie in (moment - width, moment]."""
+    return bisect_right(times, moment - width), bisect_right(times, moment)
 
 
 ONSET_LATE_AFTER_DAY = 14
@@ -247,6 +266,7 @@ def toci_dose(s: SubjectSnapshot):
 )
 def toci_timing(s: SubjectSnapshot):
     doses = s.doses_of(TOCILIZUMAB)
+    times = [d.at for d in doses]  # sorted
     for i, d in enumerate(doses):
         if i and d.at - doses[i - 1].at < TOCI_MIN_INTERVAL:
             gap = d.at - doses[i - 1].at
@@ -255,7 +275,8 @@ def toci_timing(s: SubjectSnapshot):
                 f"TOCI-INTERVAL: started {gap.total_seconds() / 3600:.1f} h after the previous dose (at least 8 h expected).",
                 _values(administered_at=d.at, previous_at=doses[i - 1].at),
             )
-        in_window = [o for o in doses if d.at - timedelta(hours=24) < o.at <= d.at]
+        lo, hi = _window(times, d.at, timedelta(hours=24))
+        in_window = doses[lo:hi]
         if len(in_window) > TOCI_MAX_PER_24H:
             yield Finding(
                 "TOCI-24H-MAX", (TOCILIZUMAB, d.id), "administered_at",
@@ -296,18 +317,26 @@ def toci_algorithm_delay(s: SubjectSnapshot):
     hours = s.trial.tocilizumab_response_hours
     if not hours:
         return
+    episodes = crs_episodes(s)
+    if not episodes:
+        return
     doses = s.doses_of(TOCILIZUMAB)
     by_day = {a.day: a for a in s.assessments}
-    for episode in crs_episodes(s):
-        first = next(
-            (a for a in sorted(s.assessments, key=lambda a: a.day)
-             if episode.contains(a.day) and a.crs_grade is not None and a.crs_grade >= 2),
-            None,
-        )
+    ordered = sorted(s.assessments, key=lambda a: a.day)
+    days = [a.day for a in ordered]
+    zone = ZoneInfo(s.timezone)
+    for episode in episodes:
+        first = None
+        for a in ordered[bisect_left(days, episode.onset_date):]:  # the days from onset, in order
+            if not episode.contains(a.day):
+                break  # past the resolution date: so is every later day
+            if a.crs_grade is not None and a.crs_grade >= 2:
+                first = a
+                break
         if first is None:
             continue
         # from 00:00 of that day at the site
-        start = datetime.combine(first.day, time(0), tzinfo=ZoneInfo(s.timezone))
+        start = datetime.combine(first.day, time(0), tzinfo=zone)
         end = start + timedelta(hours=hours)
         if s.now < end:
             continue  # the window is still open
@@ -329,16 +358,22 @@ STEROID_LIMITS = {  # drug: (max per dose, max per 24 h) in mg; engineering prop
 }
 
 
-def _total_24h(doses, d):
-    return sum((o.dose_mg for o in doses if d.at - timedelta(hours=24) < o.at <= d.at), Decimal(0))
+def _totals_24h(doses):
+    """For each of the doses (sorted by time): the sum of the doses started in (t - 24 h, t], added
+    in their order (the same Decimal, to the digit, as summing the whole list filtered)."""
+    times = [d.at for d in doses]
+    totals = []
+    for d in doses:
+        lo, hi = _window(times, d.at, timedelta(hours=24))
+        totals.append(sum((o.dose_mg for o in doses[lo:hi]), Decimal(0)))
+    return totals
 
 
 @rule(("STEROID-DOSE-HIGH", "High corticosteroid dose per dose or per 24 hours."))
 def steroid_high(s: SubjectSnapshot):
     for drug, (per_dose, per_day) in STEROID_LIMITS.items():
         doses = s.doses_of(STEROID, drug)
-        for d in doses:
-            total = _total_24h(doses, d)
+        for d, total in zip(doses, _totals_24h(doses)):
             if per_dose is not None and d.dose_mg > per_dose:
                 text = f"{drug} {d.dose_mg} mg in one dose (above {per_dose} mg)"
             elif total > per_day:
@@ -360,8 +395,7 @@ ANAKINRA_CHILD_MAX_MG_KG_24H = Decimal(10)
 @rule(("ANAKINRA-DOSE", "Anakinra above 400 mg/24 h (adults), or > 100 mg/dose or > 10 mg/kg/24 h under 40 kg."))
 def anakinra_dose(s: SubjectSnapshot):
     doses = s.doses_of(ANTICYTOKINE, "anakinra")
-    for d in doses:
-        total = _total_24h(doses, d)
+    for d, total in zip(doses, _totals_24h(doses)):
         weight = d.weight_kg
         if weight is not None and weight < ANAKINRA_CHILD_WEIGHT_KG:
             if d.dose_mg > ANAKINRA_CHILD_MAX_DOSE:
