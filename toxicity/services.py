@@ -73,7 +73,7 @@ def _as_input_value(name, value):
         return None
     if isinstance(value, (Decimal, int, float)) and name in _SCALE and not isinstance(value, bool):
         try:
-            return str(Decimal(str(value)).quantize(_SCALE[name]))
+            return Decimal(str(value)).quantize(_SCALE[name])
         except InvalidOperation:  # absurd magnitudes: let the engine name the field
             return str(value)
     return value

@@ -233,3 +233,11 @@ def test_checks_package_is_pure():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] in ("django", "rest_framework") for n in names), path
+
+
+def test_crs_not_evaluable_only_when_the_trial_scale_grade_is_ne():
+    """A hypoxia day without FiO2 on an ASTCT trial: CTCAE v5.0 is NE, the ASTCT grade is not."""
+    flagged = snap(assessments=days({1: A(1, crs=2, flags=["CRS-NOT-EVALUABLE"])}))
+    assert fired(flagged, "CRS-NOT-EVALUABLE") == []
+    ne = snap(assessments=days({1: A(1, crs=None, flags=["CRS-NOT-EVALUABLE"])}))
+    assert len(fired(ne, "CRS-NOT-EVALUABLE")) == 1

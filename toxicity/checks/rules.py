@@ -126,6 +126,10 @@ def grading_flags(s: SubjectSnapshot):
         for flag in a.flags:
             if flag not in FLAG_FIELDS:
                 continue
+            if flag == "CRS-NOT-EVALUABLE" and a.crs_grade is not None:
+                # checks.md: the derived grade on the trial's scale is NE. A CTCAE v5.0 NE beside a
+                # gradable ASTCT/v6 grade (FiO2 is optional there) is explained in the reasons only.
+                continue
             field, raw_fields = FLAG_FIELDS[flag]
             if flag == "ICANS-TOOL-AGE" and a.raw.get("ice_score") is None:
                 field = "capd_score"
