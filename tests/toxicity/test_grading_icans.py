@@ -243,3 +243,15 @@ def test_reasons_cite_the_rules():
     assert result.icans_grade == 3
     assert any(r.startswith("R-ICANS-1") and "seizure" in r for r in result.reasons)
     assert result.reasons[-1].startswith("ASTCT 2019 ICANS grade 3")
+
+
+@pytest.mark.parametrize("age, shown", [
+    (8, "8"), ("8.0", "8"), ("0.5", "0.5"), ("11.25", "11.25"), ("1E+1", "10"),
+    # beyond two decimals truncated, as temperatures are: 1E-999000 is within the limits and
+    # printed a million digits before engine 2026.11.2 (found by the bounded-reasons property)
+    ("11.999", "11.99..."), ("1E-999000", "0.00..."),
+])
+def test_child_age_in_the_tool_sentence(age, shown):
+    result = grade({**AFEBRILE, "age_years": age, "ice_score": 10})
+    assert (f"R-ICANS-8: ICE recorded for a child aged {shown} without a CAPD: not evaluable; "
+            f"record the CAPD.") in result.reasons

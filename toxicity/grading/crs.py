@@ -141,10 +141,8 @@ def fever_gate(a: Assessment) -> tuple[Gate, list[str]]:
         reasons.append("R-CRS-12: fever attributed to another cause does not count.")
     elif temp is None:
         reasons.append("R-CRS-15: temperature not measured.")
-    elif fever:
-        reasons.append(f"R-CRS-1: temperature {_fmt(temp)} C is fever (>= 38.0 C).")
     else:
-        reasons.append(f"R-CRS-1: temperature {_fmt(temp)} C is not fever (< 38.0 C).")
+        reasons.append(temperature_sentence(temp))
 
     exempt = fever_exempt(a)
     if exempt:
@@ -161,6 +159,13 @@ def fever_gate(a: Assessment) -> tuple[Gate, list[str]]:
     if fever is None:
         return Gate.UNKNOWN, reasons
     return Gate.NO_CRS, reasons
+
+
+def temperature_sentence(temp: Decimal) -> str:
+    """R-CRS-1 for a measured temperature not attributed to another cause."""
+    if temp >= FEVER_C:
+        return f"R-CRS-1: temperature {_fmt(temp)} C is fever (>= 38.0 C)."
+    return f"R-CRS-1: temperature {_fmt(temp)} C is not fever (< 38.0 C)."
 
 
 def fever_present(a: Assessment) -> bool | None:

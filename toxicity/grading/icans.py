@@ -21,7 +21,7 @@ ICANS-NOT-EVALUABLE (R-ICANS-3, applied to every not-evaluable domain). Tremor a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from .inputs import CTCAE_V6, ICE_MIN_AGE_YEARS, NE, SCALE_LABELS, Assessment, Flag, ScaleGrade
 
@@ -238,4 +238,9 @@ def _with(domain: Domain, *notes: str, flags: frozenset[str] = frozenset()) -> D
 
 
 def _age(age: Decimal) -> str:
-    return format(age.normalize(), "f")
+    """The age as recorded; beyond two decimals truncated, as crs._fmt shows temperatures (an
+    age such as 1E-999000 is within the limits and would otherwise print a million digits)."""
+    age = age.normalize()
+    if age.as_tuple().exponent >= -2:  # type: ignore[operator]
+        return format(age, "f")
+    return f"{age.quantize(Decimal('0.01'), rounding=ROUND_DOWN)}..."

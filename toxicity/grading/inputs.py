@@ -175,6 +175,15 @@ def fahrenheit_to_celsius(fahrenheit: int | float | str | Decimal) -> Decimal:
 
 def parse_grading_input(data: Mapping[str, Any]) -> Assessment:
     """Validate one grading input; raise GradingInputError naming every bad field."""
+    if type(data) is dict:
+        assessment = _parse_plain(data)
+        if assessment is not None:
+            return assessment
+    return _parse_careful(data)
+
+
+def _parse_careful(data: Mapping[str, Any]) -> Assessment:
+    """Every accepted form of every field, every error collected (the reference reading)."""
     if not isinstance(data, Mapping):
         raise GradingInputError({"non_field_errors": ["grading input must be a JSON object"]})
     r = _Reader(data)
@@ -201,12 +210,166 @@ def parse_grading_input(data: Mapping[str, Any]) -> Assessment:
         "icans_scale": r.code("icans_scale", ICANS_SCALES, ASTCT_2019),
         "assessment_date": r.date("assessment_date"),
     }
-    for name in _BOOLEAN_FIELDS:
+    for name in BOOLEAN_FIELDS:
         values[name] = r.boolean(name)
     _check_cross_field_rules(r, values)
     if r.errors:
         raise GradingInputError(r.errors)
     return Assessment(**values)
+
+
+# --- the fast path ----------------------------------------------------------------------------
+# Nearly every input arrives as plain JSON values that are valid as they stand: true/false/null,
+# lower-case codes, whole numbers and numbers within the limits, a list of codes. _parse_plain
+# reads those in one pass, keeps only the values that differ from the Assessment defaults, and
+# converts a number or date it has seen before without Decimal or date work. Anything else - a
+# number or boolean written as text, an upper-case code, a value out of range, a broken
+# cross-field rule - returns None and the input is read again by _parse_careful, so errors and
+# accepted values are exactly its own.
+
+_INTEGERS = (  # (field, low, high)
+    ("fio2_percent", *FIO2_LIMITS), ("ice_score", *ICE_LIMITS), ("capd_score", *CAPD_LIMITS),
+    ("capd_baseline", *CAPD_LIMITS), ("crs_grade_reported", *GRADE_LIMITS),
+    ("icans_grade_reported", *GRADE_LIMITS),
+)
+_CODES = tuple((field, frozenset(codes)) for field, codes in (
+    ("oxygen_device", OXYGEN_DEVICES), ("intubation_reason", INTUBATION_REASONS),
+    ("ice_not_assessable", ICE_NOT_ASSESSABLE), ("consciousness", CONSCIOUSNESS),
+    ("seizure", SEIZURE), ("motor_weakness", MOTOR_WEAKNESS), ("cerebral_edema", CEREBRAL_EDEMA),
+    ("death_primary_cause", DEATH_CAUSES), ("crs_scale", CRS_SCALES),
+    ("icans_scale", ICANS_SCALES),
+))
+_VASOPRESSORS = frozenset(VASOPRESSOR_CODES)
+_NUMBERS = {"temperature_max_c": TEMPERATURE_C_LIMITS, "oxygen_flow_l_min": OXYGEN_FLOW_LIMITS,
+            "age_years": (Decimal(0), None)}
+_CACHE_SIZE = 4096  # entries per cache, so that memory stays flat however long the input
+# (a float is 8 bytes, an int from JSON at most 4300 digits, a kept date string 10 characters)
+# field -> {int or float: Decimal} for values _Reader.decimal has accepted. int and float are
+# kept apart (38 and 38.0 are equal keys but print differently), and zero is never cached (0.0
+# and -0.0 are equal keys but print differently).
+_NUMBER_CACHE: dict[type, dict[str, dict[Any, Decimal]]] = {
+    kind: {field: {} for field in _NUMBERS} for kind in (int, float)}
+_DATE_CACHE: dict[str, dt.date] = {}
+
+
+def _plain_number(field: str, value: Any) -> Decimal | None:
+    """`value` as _Reader.decimal accepts it for `field`, or None: take the careful way."""
+    kind = type(value)
+    if kind is Decimal:
+        low, high = _NUMBERS[field]
+        if value.is_finite() and low <= value and (high is None or value <= high):
+            return value
+        return None
+    caches = _NUMBER_CACHE.get(kind)
+    if caches is None:  # bool, str, list, ...
+        return None
+    cache = caches[field]
+    number = cache.get(value)
+    if number is None:
+        reader = _Reader({field: value})
+        number = reader.decimal(field, *_NUMBERS[field])
+        if number is None or reader.errors:
+            return None
+        if value:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[value] = number
+    return number
+
+
+def _plain_date(value: Any) -> dt.date | None:
+    """`value` as _Reader.date accepts it, or None: take the careful way."""
+    if type(value) is dt.date:
+        return value
+    if type(value) is not str:
+        return None
+    date = _DATE_CACHE.get(value)
+    if date is None:
+        reader = _Reader({"assessment_date": value})
+        date = reader.date("assessment_date")
+        if date is None or reader.errors:
+            return None
+        if len(value) <= 10:  # YYYY-MM-DD: never a long string padded with spaces
+            if len(_DATE_CACHE) >= _CACHE_SIZE:
+                _DATE_CACHE.clear()
+            _DATE_CACHE[value] = date
+    return date
+
+
+def _parse_plain(data: dict[str, Any]) -> Assessment | None:
+    """The input as an Assessment if every value is plain and valid, else None."""
+    get = data.get
+    values: dict[str, Any] = {}  # only what differs from the defaults
+    for name in BOOLEAN_FIELDS:
+        flag = get(name)
+        if flag is True:
+            values[name] = True
+        elif flag is not None and flag is not False:
+            return None
+    for name, low, high in _INTEGERS:
+        number = get(name)
+        if number is not None:
+            if type(number) is not int or not low <= number <= high:
+                return None
+            values[name] = number
+    try:
+        for name, allowed in _CODES:
+            code = get(name)
+            if code is not None:
+                if code not in allowed:  # only str codes are in it; unhashable: TypeError
+                    return None
+                values[name] = code
+    except TypeError:
+        return None
+    for name in _NUMBERS:
+        value = get(name)
+        if value is not None:
+            number = values[name] = _plain_number(name, value)
+            if number is None:
+                return None
+    value = get("assessment_date")
+    if value is not None:
+        date = values["assessment_date"] = _plain_date(value)
+        if date is None:
+            return None
+    agents = get("vasopressors")
+    if agents:
+        if (type(agents) is not list or not all(type(x) is str for x in agents)
+                or not _VASOPRESSORS.issuperset(agents) or len(set(agents)) != len(agents)):
+            return None
+        agents = values["vasopressors"] = tuple(agents)
+    elif agents is not None and agents != []:
+        return None
+
+    # the hard cross-field rules of _check_cross_field_rules: any doubt, the careful way
+    v = values.get
+    if agents and not v("hypotension") and (not v("vasopressin_other_indication")
+                                            or any(x != "vasopressin" for x in agents)):
+        return None
+    if v("oxygen_device") == "mechanical_ventilation" and v("intubation_reason") is None:
+        return None
+    if v("ice_score") and v("ice_not_assessable") is not None:
+        return None
+    if v("capd_unable") and v("capd_score") is not None:
+        return None
+    age = v("age_years")
+    if (age is not None and age >= ICE_MIN_AGE_YEARS and v("ice_score") is None
+            and v("ice_not_assessable") is None and not v("developmental_delay")
+            and v("capd_score") is None and not v("capd_unable")
+            and v("death_primary_cause") is None):
+        return None
+    return _assessment(values)
+
+
+def _assessment(values: dict[str, Any]) -> Assessment:
+    """An Assessment holding `values`; every field not in them reads as its dataclass default.
+
+    The frozen dataclass's __init__ sets all 36 fields one object.__setattr__ at a time; this
+    sets the instance dict once. Equality, repr, replace() and pickling are unchanged.
+    """
+    assessment = object.__new__(Assessment)
+    object.__setattr__(assessment, "__dict__", values)
+    return assessment
 
 
 def collect_input_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -218,7 +381,7 @@ def collect_input_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
     return {}
 
 
-_BOOLEAN_FIELDS = (
+BOOLEAN_FIELDS = (
     "fever_other_cause", "antipyretic_given", "hypotension", "hypotension_other_cause",
     "vasopressin_other_indication", "hypoxia", "hypoxia_other_cause", "capd_unable",
     "consciousness_other_cause", "seizure_other_cause", "motor_other_cause",
