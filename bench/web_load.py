@@ -31,7 +31,7 @@ def django_env(db_url):
     return {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "DJANGO_SECURE_SSL_REDIRECT": "0",
             "DJANGO_BEHIND_TLS_PROXY": "0", "DJANGO_SECURE_HSTS_SECONDS": "0", "CELERY_BROKER_URL": "",
-            "DJANGO_LOG_LEVEL": "WARNING"}
+            "DJANGO_LOG_LEVEL": "WARNING", "DATABASE_CONN_MAX_AGE": "60"}  # persistent connections, as in production
 
 
 def setup(db_url, users):
