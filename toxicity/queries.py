@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from toxicity.checks import Finding, SubjectSnapshot, job_only_rules, run_rules
 from toxicity.checks import records as r
-from trials.audit import audited_bulk_create  # noqa: F401  (re-exported for generators)
 from trials.bulk import bulk_insert
 from trials.models import Death, Infusion, Subject
 from trials.notifications import notify_on_commit

@@ -5,7 +5,7 @@ about three quarters of patients, grade >= 3 in about one in eight; ICANS in abo
 grade >= 3 in about one in eight; CRS onset day 1-7, ICANS a few days later), with rescue
 therapy as guidelines give it and a few deliberate inconsistencies (reported grades that
 differ, missing temperatures and days, off-label tocilizumab doses, weight jumps) for the
-consistency job to find. Rows are written with ``audited_bulk_create``: one history row each,
+consistency job to find. Rows are written with ``bulk_insert_with_history``: one history row each,
 derived grades from the same engine and chain as a form save, no save-time checks (the job
 finds the inconsistencies).
 """
@@ -29,7 +29,7 @@ from toxicity.models import (
 )
 from toxicity.services import SubjectContext, derive_chain
 from toxicity.grading.dosing import effluent_dose_ml_kg_h, estimated_plasma_volume_ml, plasma_volumes_exchanged
-from trials.bulk import bulk_insert_with_history as audited_bulk_create
+from trials.bulk import bulk_insert_with_history
 from trials.models import Cohort, Infusion, Site, Subject, Trial
 from trials.study_day import age_in_years
 
@@ -148,7 +148,7 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
                 capd_baseline=rng.randint(0, 3) if age < 12 else None, status="infused", day0=day0,
             ))
             plans.append((site, day0, weight, age))
-        subject_rows = audited_bulk_create(Subject, subject_rows, user=user, reason=REASON)
+        subject_rows = bulk_insert_with_history(Subject, subject_rows, user=user, reason=REASON)
         out.subjects = len(subject_rows)
 
         infusions, assessments, logs = [], [], {m: [] for m in (TocilizumabDose, CorticosteroidDose, AnticytokineDose,
@@ -220,10 +220,10 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
                 for name, value in (derived[id(row)] or {}).items():
                     setattr(row, name, value)
             assessments.extend(rows)
-        audited_bulk_create(Infusion, infusions, user=user, reason=REASON)
-        out.assessments = len(audited_bulk_create(DailyAssessment, assessments, user=user, reason=REASON))
+        bulk_insert_with_history(Infusion, infusions, user=user, reason=REASON)
+        out.assessments = len(bulk_insert_with_history(DailyAssessment, assessments, user=user, reason=REASON))
         for model, rows in logs.items():
-            audited_bulk_create(model, rows, user=user, reason=REASON)
+            bulk_insert_with_history(model, rows, user=user, reason=REASON)
             out.counts[model._meta.model_name] = len(rows)
         out.interventions = sum(out.counts.values())
     return out

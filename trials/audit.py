@@ -3,7 +3,8 @@
 Every clinical row carries a ``version``. Writes go through :func:`audited_create`,
 :func:`audited_update` and :func:`audited_void`, which record the acting user and the reason in
 django-simple-history and refuse a save based on a stale version. Paths that would bypass the
-history (``QuerySet.update()``, ``bulk_update()``, ``bulk_create()``, ``delete()``) raise.
+history (``QuerySet.update()``, ``bulk_update()``, ``bulk_create()``, ``delete()``) raise; the one
+sanctioned bulk path, which writes the history rows too, is ``trials.bulk.bulk_insert_with_history``.
 """
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -127,24 +128,6 @@ def _save_with_history(instance: models.Model, *, user, reason: str) -> None:
     instance.save()
     for hook in AFTER_WRITE:
         hook([instance], user)
-
-
-def audited_bulk_create(model: type[AuditedModel], objs: list, *, user, reason: str, batch_size: int = 2000) -> list:
-    """Insert many new rows with one history row each, in bulk (synthetic data, imports).
-
-    The only sanctioned bulk path: rows and their history are written in one transaction.
-    Guards run per row, so locked casebooks stay untouched.
-    """
-    for guard in WRITE_GUARDS:
-        guard(objs)
-    with transaction.atomic():
-        created = models.QuerySet(model).bulk_create(objs, batch_size=batch_size)
-        model.history.bulk_history_create(
-            created, batch_size=batch_size, default_user=user, default_change_reason=reason
-        )
-        for hook in AFTER_WRITE:
-            hook(created, user)
-    return created
 
 
 def _clean(instance: models.Model, validate: Callable[[models.Model], Mapping[str, list[str]]] | None):

@@ -162,7 +162,7 @@ def test_streams_chunk_by_chunk(monkeypatch):
 @pytest.mark.parametrize("jobs, source", [("1", "stdin"), ("2", "stdin"), ("2", "file")])
 def test_many_chunks_keep_order_and_line_numbers(monkeypatch, tmp_path, jobs, source):
     monkeypatch.setattr(grade_command, "CHUNK_SIZE", 700)  # a few lines a chunk
-    rows, lines, expected = [], [], []
+    lines, expected = [], []
     for i in range(400):
         if i % 37 == 5:
             lines.append("\r\n")  # a blank line (CRLF), no output
