@@ -144,6 +144,30 @@ def grading_input(a: DailyAssessment, ctx: SubjectContext, *, crs_ongoing: bool,
     return data
 
 
+@dataclass
+class EpisodeState:
+    """Where the subject's CRS episode stands before a day (reports.md episodes; R-CRS-2)."""
+
+    onset: date | None = None
+    antipyretic: bool = False  # an antipyretic on an earlier day of this episode
+
+    def context(self, day: date, trigger_dates) -> tuple[bool, bool]:
+        """(crs_ongoing, anticytokine_or_antipyretic_since_onset) for grading ``day``."""
+        ongoing = self.onset is not None
+        return ongoing, ongoing and (self.antipyretic or any(self.onset <= d <= day for d in trigger_dates))
+
+    def after(self, day: date, crs_grade, antipyretic_given: bool) -> None:
+        """Past a graded day: grade >= 1 opens or continues the episode, 0 ends it, NE continues it."""
+        if crs_grade is None or crs_grade == "NE":
+            return
+        if crs_grade >= 1:
+            if self.onset is None:
+                self.onset, self.antipyretic = day, False
+            self.antipyretic = self.antipyretic or antipyretic_given
+        else:
+            self.onset, self.antipyretic = None, False
+
+
 def derive_chain(rows: list[DailyAssessment], ctx: SubjectContext) -> dict[int, dict[str, Any] | None]:
     """Derived values for each row (keyed by ``id(row)``), walking the days in date order.
 
@@ -153,16 +177,13 @@ def derive_chain(rows: list[DailyAssessment], ctx: SubjectContext) -> dict[int, 
     antipyretic on an earlier day of the episode. Rows whose input is invalid map to None.
     """
     derived: dict[int, dict[str, Any] | None] = {}
-    onset: date | None = None
-    antipyretic_since_onset = False
+    state = EpisodeState()
     day0 = ctx.subject.day0
     for row in sorted(rows, key=lambda r: r.assessment_date):
         day = row.assessment_date
-        since_onset = onset is not None and (
-            antipyretic_since_onset or any(onset <= d <= day for d in ctx.trigger_dates)
-        )
+        ongoing, since_onset = state.context(day, ctx.trigger_dates)
         try:
-            result = grade(grading_input(row, ctx, crs_ongoing=onset is not None, since_onset=since_onset))
+            result = grade(grading_input(row, ctx, crs_ongoing=ongoing, since_onset=since_onset))
         except GradingInputError:
             derived[id(row)] = None
             continue
@@ -177,15 +198,7 @@ def derive_chain(rows: list[DailyAssessment], ctx: SubjectContext) -> dict[int, 
             "flags": list(result.flags),
             "reasons": list(result.reasons),
         }
-        crs = result.crs_grade
-        if crs == "NE":
-            pass
-        elif crs >= 1:
-            if onset is None:
-                onset, antipyretic_since_onset = day, False
-            antipyretic_since_onset = antipyretic_since_onset or row.antipyretic_given
-        else:
-            onset, antipyretic_since_onset = None, False
+        state.after(day, result.crs_grade, row.antipyretic_given)
     return derived
 
 
@@ -193,19 +206,11 @@ def grading_context_for(subject: Subject, day: date, *, exclude_pk=None) -> dict
     """The context a save of ``day`` will be graded with (the CRF screen's live preview uses it)."""
     probe = DailyAssessment(subject=subject, assessment_date=day, pk=exclude_pk)
     ctx = SubjectContext.load(subject)
-    earlier = [r for r in _other_rows(probe) if r.assessment_date < day]
-    onset, antipyretic = None, False
-    for row in sorted(earlier, key=lambda r: r.assessment_date):
-        g = row.crs_grade_derived
-        if g is None:
-            continue
-        if g >= 1:
-            onset = onset or row.assessment_date
-            antipyretic = antipyretic or row.antipyretic_given
-        else:
-            onset, antipyretic = None, False
-    since = onset is not None and (antipyretic or any(onset <= d <= day for d in ctx.trigger_dates))
-    data = grading_input(probe, ctx, crs_ongoing=onset is not None, since_onset=since)
+    state = EpisodeState()
+    for row in sorted((r for r in _other_rows(probe) if r.assessment_date < day), key=lambda r: r.assessment_date):
+        state.after(row.assessment_date, row.crs_grade_derived, row.antipyretic_given)
+    ongoing, since = state.context(day, ctx.trigger_dates)
+    data = grading_input(probe, ctx, crs_ongoing=ongoing, since_onset=since)
     return {k: data[k] for k in ("age_years", "developmental_delay", "capd_baseline", "crs_ongoing",
                                  "anticytokine_or_antipyretic_since_onset", "death_primary_cause",
                                  "crs_scale", "icans_scale")}
