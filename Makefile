@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/checks.py
 	$(BIN)/python bench/web_load.py
+	$(BIN)/python bench/exports.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "reporting.export_views.AccessLogMiddleware",
 ]
 
 if not DEBUG:  # production serves collected static files itself; runserver does it in development
@@ -106,6 +107,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TIMEZONE = "UTC"
 CHECKS_CHUNK_SIZE = env.int("CHECKS_CHUNK_SIZE", default=200)  # subjects per consistency-job task
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=20000)  # data rows per CSV import (toxicity/imports.py)
 CELERY_BEAT_SCHEDULE = {
     "nightly-consistency-checks": {
         "task": "toxicity.nightly_checks",
@@ -132,7 +134,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "trials.api.pagination.StableCursorPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "trials.api.filters.ModifiedSinceBackend",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "trials.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

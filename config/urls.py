@@ -3,12 +3,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from reporting import views as reporting_views
 from toxicity import views as tox_views
 from trials import views as trial_views
 
 api_v1 = [
     path("", include("trials.api.urls")),
     path("", include("toxicity.api.urls")),
+    path("", include("reporting.urls_audit")),
+    path("", include("reporting.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
@@ -32,6 +35,8 @@ urlpatterns = [
     path("queries/", tox_views.query_list, name="queries-page"),
     path("queries/raise/", tox_views.query_raise, name="query-raise-page"),
     path("queries/<int:query_pk>/", tox_views.query_detail, name="query-page"),
+    path("trials/<int:pk>/reports/", reporting_views.reports_page, name="reports-page"),
+    path("trials/<int:pk>/ae-report/", reporting_views.ae_report_page, name="ae-report-page"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),

@@ -1,4 +1,5 @@
-"""Coded values of the daily assessment and the rescue-therapy logs (data-dictionary.md)."""
+"""Coded values of the daily assessment, the rescue-therapy logs and the typed-in adverse events
+(data-dictionary.md)."""
 from django.db import models
 
 
@@ -112,3 +113,43 @@ class IcuReason(models.TextChoices):
     CRS = "crs", "CRS"
     ICANS = "icans", "ICANS"
     OTHER = "other", "Other"
+
+
+# --- typed-in CTCAE adverse events (data-dictionary.md, "Other adverse events") ---------------
+
+
+class CtcaeVersion(models.TextChoices):
+    """The CTCAE release a typed-in event is coded and graded with (toxicity/data/ctcae_terms.csv)."""
+
+    V5_0 = "v5.0", "CTCAE v5.0"
+    V6_0 = "v6.0", "CTCAE v6.0"
+
+
+class Seriousness(models.TextChoices):
+    """ICH E2A seriousness criteria; several can apply to one event, so the field is a list."""
+
+    DEATH = "death", "Results in death"
+    LIFE_THREATENING = "life_threatening", "Life-threatening"
+    HOSPITALIZATION = "hospitalization", "Requires or prolongs hospitalization"
+    DISABILITY = "disability", "Persistent or significant disability / incapacity"
+    CONGENITAL_ANOMALY = "congenital_anomaly", "Congenital anomaly / birth defect"
+    IMPORTANT_MEDICAL_EVENT = "important_medical_event", "Important medical event"
+
+
+class Relatedness(models.TextChoices):
+    """The investigator's assessment of the relationship to the study treatment."""
+
+    NOT_RELATED = "not_related", "Not related"
+    UNLIKELY = "unlikely", "Unlikely related"
+    POSSIBLE = "possible", "Possibly related"
+    PROBABLE = "probable", "Probably related"
+    DEFINITE = "definite", "Definitely related"
+
+
+class AeOutcome(models.TextChoices):
+    RECOVERED = "recovered", "Recovered / resolved"
+    RECOVERING = "recovering", "Recovering / resolving"
+    NOT_RECOVERED = "not_recovered", "Not recovered / not resolved"
+    RECOVERED_WITH_SEQUELAE = "recovered_with_sequelae", "Recovered / resolved with sequelae"
+    FATAL = "fatal", "Fatal"
+    UNKNOWN = "unknown", "Unknown"

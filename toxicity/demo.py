@@ -1,5 +1,6 @@
 """Synthetic daily courses for the demo trial: CRS and ICANS grades 0-5, children and adults,
-tocilizumab, corticosteroids, anakinra, plasma exchange, hemofiltration, ICU stays and deaths.
+tocilizumab, corticosteroids, anakinra, plasma exchange, hemofiltration, ICU stays, deaths and
+a few typed-in CTCAE adverse events.
 
 Every record goes through the services as the site's demo coordinator, so derived grades,
 flags and the audit trail are exactly what a coordinator's entries would produce.
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from toxicity import services
 from toxicity.models import (
+    AdverseEvent,
     AnticytokineDose,
     CorticosteroidDose,
     DailyAssessment,
@@ -61,6 +63,15 @@ COURSES = {
 }
 # subject id -> (study day of death, primary cause)
 DEATHS = {"102-0001": (4, "crs"), "102-0005": (5, "icans")}
+# Typed-in CTCAE v5.0 adverse events: subject id -> [(onset day, resolution day or None, fields)].
+ADVERSE_EVENTS = {
+    "101-0002": [(6, 9, {"ctcae_term": "Febrile neutropenia", "grade": 3, "serious": True,
+                         "seriousness": ["hospitalization"], "relatedness": "probable", "outcome": "recovered"})],
+    "101-0003": [(10, None, {"ctcae_term": "Neutrophil count decreased", "grade": 4, "relatedness": "probable",
+                             "outcome": "not_recovered"})],
+    "102-0003": [(14, 20, {"ctcae_term": "Upper respiratory infection", "grade": 2, "relatedness": "unlikely",
+                           "outcome": "recovered"})],
+}
 
 
 def _at(subject: Subject, day: int, hour: int, minute: int = 0) -> datetime:
@@ -105,6 +116,13 @@ def _rescue(subject: Subject, user) -> None:
                             replacement_fluid="albumin_5", hematocrit_fraction=Decimal("0.30"), weight_kg=w)
 
 
+def _adverse_events(subject: Subject, user, *, local_today) -> None:
+    for onset, resolved, fields in ADVERSE_EVENTS.get(subject.subject_id, []):
+        day = lambda n: min(subject.day0 + timedelta(days=n), local_today)  # noqa: E731  never in the future
+        services.log_create(AdverseEvent, user=user, subject=subject, ctcae_version="v5.0", onset_date=day(onset),
+                            resolution_date=day(resolved) if resolved is not None else None, **fields)
+
+
 def load_course(subject: Subject, user, *, today) -> None:
     if DailyAssessment.objects.filter(subject=subject).exists():
         return
@@ -118,6 +136,7 @@ def load_course(subject: Subject, user, *, today) -> None:
             fields.pop("capd_score")
         services.assessment_create(user=user, subject=subject, assessment_date=subject.day0 + timedelta(days=day), **fields)
     _rescue(subject, user)
+    _adverse_events(subject, user, local_today=local_today)
     if death:
         trial_services.death_record(subject=subject, user=user, death_date=subject.day0 + timedelta(days=death[0]),
                                     death_primary_cause=death[1])

@@ -2,10 +2,13 @@
 from decimal import ROUND_FLOOR, Decimal
 
 from django import forms
+from django.utils.html import format_html, format_html_join
 
-from toxicity.choices import Vasopressor
+from toxicity import ctcae_terms
+from toxicity.choices import Seriousness, Vasopressor
 from toxicity.grading.inputs import fahrenheit_to_celsius
 from toxicity.models import (
+    AdverseEvent,
     AnticytokineDose,
     CorticosteroidDose,
     DailyAssessment,
@@ -117,7 +120,34 @@ LOG_KINDS = {
     "hemofiltration": (HemofiltrationSession, ["modality", "started_at", "ended_at", "effluent_rate_ml_h", "weight_kg"],
                        "Hemofiltration sessions"),
     "icu": (IcuStay, ["admitted_at", "discharged_at", "reason"], "ICU stays"),
+    "adverse-events": (AdverseEvent, ["ctcae_term", "ctcae_version", "grade", "onset_date", "resolution_date",
+                                      "serious", "seriousness", "relatedness", "outcome"], "Adverse events"),
 }
+
+
+class DatalistInput(forms.TextInput):
+    """A text input suggesting the values of a <datalist> (free typing stays possible; the service checks it)."""
+
+    def __init__(self, options, *, list_id: str, attrs=None):
+        super().__init__(attrs={**(attrs or {}), "list": list_id, "autocomplete": "off"})
+        self.options, self.list_id = options, list_id
+
+    def render(self, name, value, attrs=None, renderer=None):
+        options = format_html_join("", '<option value="{}"></option>', ((o,) for o in self.options))
+        return format_html('{}<datalist id="{}">{}</datalist>', super().render(name, value, attrs, renderer),
+                           self.list_id, options)
+
+
+def _adverse_event_fields(fields: dict) -> None:
+    fields["ctcae_term"].widget = DatalistInput(ctcae_terms.typeable_terms(), list_id="ctcae-terms",
+                                                attrs={"size": 50})
+    fields["ctcae_term"].help_text = ("Type to search the CTCAE terms. CRS and ICANS are not entered here: "
+                                      "they are derived from the daily assessments.")
+    fields["grade"].widget.attrs.update(min=1, max=5)
+    fields["seriousness"] = forms.MultipleChoiceField(
+        choices=Seriousness.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        label="Seriousness criteria", help_text="Every criterion that applies; only for a serious event.",
+    )
 
 
 def log_form_class(kind: str) -> type[forms.Form]:
@@ -127,8 +157,12 @@ def log_form_class(kind: str) -> type[forms.Form]:
         if isinstance(field, forms.DateTimeField):
             field.widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
             field.input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        elif isinstance(field, forms.DateField):
+            field.widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     if model is IcuStay:  # the ICU stay's own "reason" code; the change reason is "change_reason"
         fields["reason"].label = "Reason for ICU admission"
+    if model is AdverseEvent:
+        _adverse_event_fields(fields)
     form = type(f"{model.__name__}Form", (forms.Form,), dict(fields))
     form.base_fields.update(
         {"version": forms.IntegerField(required=False, widget=forms.HiddenInput),

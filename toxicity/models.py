@@ -1,4 +1,4 @@
-"""Daily CRS/ICANS assessments and the rescue-therapy logs (data-dictionary.md).
+"""Daily CRS/ICANS assessments, the rescue-therapy logs and typed-in adverse events (data-dictionary.md).
 
 An assessment stores the raw observations of the worst moment of one site-local calendar day
 and, derived on every save by the grading engine, the grades on the trial's scales, the flags
@@ -16,10 +16,12 @@ from trials.audit import ClinicalModel
 from trials.models import Subject, weight_field
 
 from .choices import (
+    AeOutcome,
     Anticytokine,
     CerebralEdema,
     Consciousness,
     Corticosteroid,
+    CtcaeVersion,
     HemofiltrationModality,
     IceNotAssessable,
     IcuReason,
@@ -27,9 +29,11 @@ from .choices import (
     IntubationReason,
     MotorWeakness,
     OxygenDevice,
+    Relatedness,
     ReplacementFluid,
     Route,
     Seizure,
+    Seriousness,
 )
 
 SUBJECT_SCOPE = ("subject__trial", "subject__site")
@@ -261,6 +265,60 @@ class IcuStay(SubjectRecord):
         ]
 
 
+class AdverseEvent(SubjectRecord):
+    """A typed-in CTCAE adverse event (data-dictionary.md, "Other adverse events").
+
+    CRS and ICANS are never typed in: their episodes are derived from the daily assessments
+    (reports.md). Cross-field rules are in ``validation.adverse_event_errors``.
+    """
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="adverse_events")
+    ctcae_term = models.CharField(
+        max_length=120, verbose_name="CTCAE term",
+        help_text="A term of the shipped CTCAE list for the version (toxicity/data/ctcae_terms.csv).",
+    )
+    ctcae_version = models.CharField(
+        max_length=8, choices=CtcaeVersion.choices, default=CtcaeVersion.V5_0, verbose_name="CTCAE version",
+        help_text="The CTCAE release the term and grade are taken from.",
+    )
+    grade = models.PositiveSmallIntegerField(
+        help_text="CTCAE grade 1-5 at the worst severity; 5 = death related to the event."
+    )
+    onset_date = models.DateField(help_text="Site-local date; not before enrolment.")
+    resolution_date = models.DateField(null=True, blank=True, help_text="Empty while the event is ongoing.")
+    serious = models.BooleanField(default=False, help_text="Serious adverse event (ICH E2A).")
+    seriousness = models.JSONField(
+        default=list, blank=True,
+        help_text="Every seriousness criterion that applies (codes); required when serious, empty otherwise.",
+    )
+    relatedness = models.CharField(
+        max_length=12, choices=Relatedness.choices, help_text="Relationship to the study treatment (investigator)."
+    )
+    outcome = models.CharField(max_length=24, choices=AeOutcome.choices)
+
+    class Meta:
+        ordering = ["subject", "onset_date", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=5), name="ae_grade_range"),
+            models.CheckConstraint(
+                condition=Q(resolution_date__isnull=True) | Q(resolution_date__gte=models.F("onset_date")),
+                name="ae_resolution_after_onset",
+            ),
+            models.CheckConstraint(
+                condition=Q(grade=5, outcome=AeOutcome.FATAL) | (~Q(grade=5) & ~Q(outcome=AeOutcome.FATAL)),
+                name="ae_grade_5_iff_fatal",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.subject} {self.ctcae_term} grade {self.grade} from {self.onset_date}"
+
+    def get_seriousness_display(self) -> str:
+        """The criteria in words, for the CRF log table."""
+        labels = dict(Seriousness.choices)
+        return ", ".join(str(labels.get(code, code)) for code in self.seriousness or [])
+
+
 CONSTRAINT_FIELDS = {
     "assessment_one_per_subject_day": "assessment_date",
     "assessment_temperature_max_c_range": "temperature_max_c",
@@ -278,6 +336,9 @@ CONSTRAINT_FIELDS = {
     "tpe_ends_after_start": "ended_at",
     "crrt_ends_after_start": "ended_at",
     "icu_discharged_after_admitted": "discharged_at",
+    "ae_grade_range": "grade",
+    "ae_resolution_after_onset": "resolution_date",
+    "ae_grade_5_iff_fatal": "outcome",
     "query_one_open_per_rule_record_field": "field",
 }
 
@@ -391,6 +452,8 @@ class QueryMessage(models.Model):
                               help_text="message, raise, answer, close, reopen, cancel or auto_close")
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    scope_trial, scope_site = "query__trial", "query__site"
 
     class Meta:
         ordering = ["created_at", "id"]

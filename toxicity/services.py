@@ -28,9 +28,11 @@ from trials.roles import DATA_ENTRY_ROLES
 from trials.services import require_roles, site_local_date
 from trials.study_day import study_day
 
-from . import validation
+from . import ctcae_terms, validation
+from .signals import subject_grades_changed
 from .grading.dosing import effluent_dose_ml_kg_h, estimated_plasma_volume_ml, plasma_volumes_exchanged
 from .models import (
+    AdverseEvent,
     AnticytokineDose,
     CorticosteroidDose,
     DailyAssessment,
@@ -262,6 +264,7 @@ def after_subject_write(subject: Subject, *, high_before: set) -> None:
     from toxicity.queries import check_subject  # the query module imports these services' models
 
     check_subject(subject)
+    subject_grades_changed.send(Subject, subject=subject)
     for kind, day, grade in sorted(_high_grade_days(subject) - high_before):
         notify_data_managers(subject=subject, text=f"derived {kind} grade {grade} on {day}")
 
@@ -426,6 +429,27 @@ def _icu_rules(r: IcuStay):
     return validation.icu_stay_errors(_values(r, ("admitted_at", "discharged_at")), now=_now())
 
 
+def _ae_rules(r: AdverseEvent):
+    subject = r.subject
+    death = SubjectContext.load(subject).death
+    return validation.adverse_event_errors(
+        _values(r, ("ctcae_term", "ctcae_version", "grade", "onset_date", "resolution_date", "serious", "seriousness",
+                    "relatedness", "outcome")),
+        today=site_local_date(_now(), subject.site),
+        enrolled_on=subject.enrolled_on,
+        death_date=death.death_date if death else None,
+    )
+
+
+def _ae_derive(r: AdverseEvent):
+    """Store the list's spelling of the term, and the seriousness codes once each in a fixed order."""
+    if isinstance(r.ctcae_term, str):
+        r.ctcae_term = ctcae_terms.canonical(r.ctcae_version, r.ctcae_term) or " ".join(r.ctcae_term.split())
+    if isinstance(r.seriousness, list) and all(isinstance(c, str) for c in r.seriousness):
+        order = {code: n for n, code in enumerate(validation.SERIOUSNESS_CODES)}
+        r.seriousness = sorted(set(r.seriousness), key=lambda c: (order.get(c, len(order)), c))
+
+
 @dataclass(frozen=True)
 class LogRules:
     validate: Callable
@@ -440,6 +464,7 @@ LOG_RULES: dict[type, LogRules] = {
     PlasmaExchange: LogRules(_tpe_rules, _tpe_derive),
     HemofiltrationSession: LogRules(_crrt_rules, _crrt_derive),
     IcuStay: LogRules(_icu_rules),
+    AdverseEvent: LogRules(validate=_ae_rules, derive=_ae_derive, regrades=False),  # no effect on the grading
 }
 
 

@@ -29,6 +29,7 @@ from toxicity.models import (
 )
 from toxicity.services import SubjectContext, derive_chain
 from toxicity.grading.dosing import effluent_dose_ml_kg_h, estimated_plasma_volume_ml, plasma_volumes_exchanged
+from reporting.services import refresh_trial_episodes
 from trials.bulk import bulk_insert_with_history
 from trials.models import Cohort, Infusion, Site, Subject, Trial
 from trials.study_day import age_in_years
@@ -226,4 +227,5 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
             bulk_insert_with_history(model, rows, user=user, reason=REASON)
             out.counts[model._meta.model_name] = len(rows)
         out.interventions = sum(out.counts.values())
+        refresh_trial_episodes(trial.pk)
     return out

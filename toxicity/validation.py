@@ -1,4 +1,5 @@
-"""Hard rules of checks.md for daily assessments and rescue-therapy logs, over plain values.
+"""Hard rules of checks.md for daily assessments, rescue-therapy logs and typed-in adverse events,
+over plain values.
 
 Each function returns ``{field: [message, ...]}``; messages start with the rule id. The
 services gather the values (the subject's other records, the site-local "now") and call them.
@@ -9,6 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from toxicity import ctcae_terms
 from toxicity.grading.dosing import PLASMA_ML_PER_KG, effluent_dose_ml_kg_h, mg_per_kg
 
 Errors = dict[str, list[str]]
@@ -161,4 +163,106 @@ def icu_stay_errors(v: dict[str, Any], *, now: datetime) -> Errors:
         _add(errors, "discharged_at", "The discharge is before the admission.")
     _not_future(errors, "admitted_at", admitted, now)
     _not_future(errors, "discharged_at", discharged, now)
+    return errors
+
+
+# --- typed-in CTCAE adverse events (data-dictionary.md, "Other adverse events") ---------------
+
+AE_GRADES = range(1, 6)  # CTCAE grades 1-5; 5 = death related to the AE
+SERIOUSNESS_CODES = (
+    "death", "life_threatening", "hospitalization", "disability", "congenital_anomaly", "important_medical_event",
+)
+OUTCOMES_RESOLVED = ("recovered", "recovered_with_sequelae")
+OUTCOMES_ONGOING = ("recovering", "not_recovered")
+OUTCOME_FATAL = "fatal"
+
+
+def _as_date(value) -> date | None:
+    """A date, or None for anything else (a value the field itself already refused)."""
+    return value if isinstance(value, date) and not isinstance(value, datetime) else None
+
+
+def adverse_event_errors(
+    v: dict[str, Any], *, today: date, enrolled_on: date | None, death_date: date | None
+) -> Errors:
+    """Keys: ctcae_term, ctcae_version, grade, onset_date, resolution_date, serious, seriousness,
+    relatedness, outcome. ``today`` is the site-local date. Missing values and codes outside the
+    choices are the model fields' own errors and are not repeated here."""
+    errors: Errors = {}
+    term, version = (v.get("ctcae_term") or "").strip(), v.get("ctcae_version")
+    if term:
+        kind = ctcae_terms.derived_kind(term)
+        if kind is not None:
+            _add(errors, "ctcae_term", f"{kind} is not typed in: {kind} episodes are derived from the daily "
+                                       "assessments. Record the daily CRS/ICANS observations instead of an "
+                                       "adverse event.")
+        elif version in ctcae_terms.VERSIONS and ctcae_terms.canonical(version, term) is None:
+            _add(errors, "ctcae_term", f"'{term}' is not a CTCAE {version} term: choose a term from the list "
+                                       "(or the organ class's '- Other, specify' term).")
+
+    grade = v.get("grade")
+    grade = grade if isinstance(grade, int) and not isinstance(grade, bool) else None
+    if grade is not None and grade not in AE_GRADES:
+        _add(errors, "grade", f"CTCAE grades are 1 to 5 (got {grade}): enter the grade of the worst severity.")
+
+    onset, resolved = _as_date(v.get("onset_date")), _as_date(v.get("resolution_date"))
+    if onset is not None:
+        if onset > today:
+            _add(errors, "onset_date", "FUTURE-DATE: the onset date is after today: check the date.")
+        if enrolled_on is not None and onset < enrolled_on:
+            _add(errors, "onset_date", f"The onset date is before the enrolment date ({enrolled_on}): an event "
+                                       "before enrolment is medical history, not an adverse event; check the date.")
+        if death_date is not None and onset > death_date:
+            _add(errors, "onset_date", f"The onset date is after the date of death ({death_date}): check the date.")
+    if resolved is not None:
+        if resolved > today:
+            _add(errors, "resolution_date", "FUTURE-DATE: the resolution date is after today: leave it empty "
+                                            "while the event is ongoing.")
+        if onset is not None and resolved < onset:
+            _add(errors, "resolution_date", f"The resolution date is before the onset date ({onset}): correct one "
+                                            "of the two dates.")
+        if death_date is not None and resolved > death_date:
+            _add(errors, "resolution_date", f"The resolution date is after the date of death ({death_date}): "
+                                            "check the date.")
+
+    serious, codes = bool(v.get("serious")), v.get("seriousness")
+    if codes is None:
+        codes = []
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        _add(errors, "seriousness", "Send the seriousness criteria as a list of codes, e.g. [\"hospitalization\"].")
+        codes = []
+    unknown = [c for c in codes if c not in SERIOUSNESS_CODES]
+    if unknown:
+        _add(errors, "seriousness", f"Unknown seriousness criteria {', '.join(unknown)}: use "
+                                    f"{', '.join(SERIOUSNESS_CODES)}.")
+    if serious and not codes:
+        _add(errors, "seriousness", "A serious adverse event needs at least one seriousness criterion: tick the "
+                                    "criteria that apply, or untick 'serious'.")
+    if not serious and codes:
+        _add(errors, "seriousness", "Seriousness criteria apply only to a serious adverse event: tick 'serious', "
+                                    "or clear the criteria.")
+
+    outcome = v.get("outcome")
+    if grade == 5 and outcome != OUTCOME_FATAL:
+        _add(errors, "outcome", "Grade 5 is death related to the adverse event (CTCAE): set the outcome to "
+                                "'fatal', or correct the grade.")
+    if outcome == OUTCOME_FATAL:
+        if grade is not None and grade != 5:
+            _add(errors, "grade", "The outcome is fatal, so the CTCAE grade is 5 (death related to the adverse "
+                                  "event): set grade 5, or correct the outcome.")
+        # ICH E2A: an event that results in death is serious, with the criterion "death".
+        if not serious:
+            _add(errors, "serious", "A fatal adverse event is serious (it results in death): tick 'serious' and "
+                                    "the criterion 'death'.")
+        elif "death" not in codes:
+            _add(errors, "seriousness", "A fatal adverse event has the seriousness criterion 'death': tick it.")
+    elif "death" in codes:
+        _add(errors, "seriousness", "The criterion 'death' is for an event whose outcome is fatal: set the "
+                                    "outcome to 'fatal' (grade 5), or untick 'death'.")
+    if outcome in OUTCOMES_RESOLVED and resolved is None and v.get("resolution_date") in (None, ""):
+        _add(errors, "resolution_date", f"The outcome is '{outcome}': enter the resolution date, or change the "
+                                        "outcome to 'recovering' or 'not recovered'.")
+    if outcome in OUTCOMES_ONGOING and v.get("resolution_date") not in (None, ""):
+        _add(errors, "resolution_date", f"The outcome is '{outcome}', so the event has not resolved: clear the "
+                                        "resolution date, or set the outcome to 'recovered'.")
     return errors

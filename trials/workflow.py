@@ -18,6 +18,7 @@ class SourceVerification(models.Model):
     verified_version = models.PositiveIntegerField(help_text="The form version the monitor verified.")
     verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     verified_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True, db_index=True)
     history = HistoricalRecords()
 
     scope_trial, scope_site = "subject__trial", "subject__site"
@@ -42,6 +43,7 @@ class Lock(models.Model):
     record_id = models.PositiveBigIntegerField(null=True, blank=True)
     locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     locked_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True, db_index=True)
     lock_reason = models.TextField(blank=True)
     unlocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     unlocked_at = models.DateTimeField(null=True, blank=True)
@@ -83,6 +85,7 @@ class CasebookSignature(models.Model):
     signer_name = models.CharField(max_length=200)
     meaning = models.CharField(max_length=60, default=MEANING)
     signed_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True, db_index=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.TextField(blank=True)
     history = HistoricalRecords()

@@ -146,3 +146,56 @@ def test_keyboard_only_and_tablet_width(transactional_db, live_server, browser):
     assert width <= 768, f"horizontal scrolling at tablet width: {width}px"
     page.screenshot(path=str(ARTIFACTS / "assessment-form-tablet.png"), full_page=True)
     context.close()
+
+
+def test_dsmb_member_requests_a_report_and_sees_it_finish(transactional_db, live_server, browser):
+    """The reports page: request a closed DSMB report, see it reach "done" with a download link; a
+    run finishing while the page is open is picked up by the page's polling, without a reload."""
+    from playwright.sync_api import expect
+
+    from config.celery import app
+    from django.conf import settings
+    from django.utils import timezone
+    from reporting import report_runs
+    from reporting.models import ReportRun
+
+    world = build_world(prefix="rp_")
+    base = live_server.url
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    login(page, base, "rp_dsmb")
+    page.get_by_role("link", name="Reports", exact=True).click()
+    expect(page.locator("h1")).to_contain_text("Reports")
+    page.get_by_label("Report").select_option("dsmb_closed")
+
+    worker = None
+    if not settings.CELERY_TASK_ALWAYS_EAGER:  # a real broker: a worker builds it (embedded pass: in-process)
+        from celery.contrib.testing.worker import start_worker
+
+        app.control.purge()
+        worker = start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, shutdown_timeout=60)
+        worker.__enter__()
+    try:
+        page.get_by_role("button", name="Request").click()
+        row = page.locator("#report-runs tbody tr").first
+        expect(row.locator(".run-status")).to_have_text("done", timeout=90_000)
+    finally:
+        if worker is not None:
+            worker.__exit__(None, None, None)
+    expect(row.get_by_role("link", name=".pdf")).to_be_visible()
+    with page.expect_download() as info:
+        row.get_by_role("link").first.click()
+    assert info.value.suggested_filename.startswith(world.trial.protocol_code)
+    assert info.value.suggested_filename.endswith(".pdf")
+
+    # a queued run on the open page: the page polls the API and shows it finishing
+    run = ReportRun.objects.create(trial=world.trial, kind="dsmb_open", data_cut=timezone.now(),
+                                   requested_by=world.users["dsmb"])
+    page.reload()
+    queued = page.locator(f'tr[data-run-id="{run.pk}"]')
+    expect(queued.locator(".run-status")).to_have_text("queued")
+    report_runs.build_report(run.pk)
+    expect(queued.locator(".run-status")).to_have_text("done")
+    expect(queued.locator(".run-file a")).to_have_attribute("href", f"{base}/api/v1/report-runs/{run.pk}/download/")
+    page.screenshot(path=str(ARTIFACTS / "reports.png"), full_page=True)
+    context.close()

@@ -11,7 +11,13 @@ router.register("anticytokine-doses", views.AnticytokineDoseViewSet, basename="a
 router.register("plasma-exchanges", views.PlasmaExchangeViewSet, basename="plasma-exchange")
 router.register("hemofiltration-sessions", views.HemofiltrationSessionViewSet, basename="hemofiltration-session")
 router.register("icu-stays", views.IcuStayViewSet, basename="icu-stay")
+router.register("adverse-events", views.AdverseEventViewSet, basename="adverse-event")
 router.register("queries", query_views.QueryViewSet, basename="query")
 router.register("check-runs", query_views.CheckRunViewSet, basename="check-run")
 
 urlpatterns = [path("grading/preview/", views.GradingPreviewView.as_view(), name="grading-preview"), *router.urls]
+
+# Bulk CSV import (toxicity/imports.py); kept apart so other resources' lines do not touch it.
+from .import_views import ImportView  # noqa: E402
+
+urlpatterns.append(path("imports/<slug:dataset>/", ImportView.as_view(), name="import"))

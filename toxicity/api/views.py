@@ -1,4 +1,5 @@
-"""Toxicity REST resources (api.md): assessments, the rescue-therapy logs and the grading preview."""
+"""Toxicity REST resources (api.md): assessments, the rescue-therapy logs, typed-in adverse events and the
+grading preview."""
 import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -7,8 +8,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from toxicity import services
+from toxicity.choices import Seriousness
 from toxicity.grading import GradingInputError, grade
 from toxicity.models import (
+    AdverseEvent,
     AnticytokineDose,
     CorticosteroidDose,
     DailyAssessment,
@@ -114,6 +117,51 @@ HemofiltrationSessionViewSet = log_viewset(
     derived=("effluent_dose_ml_kg_h",),
 )
 IcuStayViewSet = log_viewset(IcuStay, ["admitted_at", "discharged_at", "reason"])
+
+AE_FIELDS = ["ctcae_term", "ctcae_version", "grade", "onset_date", "resolution_date", "serious", "seriousness",
+             "relatedness", "outcome"]
+
+
+class AdverseEventFilter(subject_filterset(AdverseEvent, extra_fields=("serious",))):
+    min_grade = django_filters.NumberFilter(field_name="grade", lookup_expr="gte", help_text="Grade at least (1-5).")
+
+
+_AdverseEventLog = log_viewset(AdverseEvent, AE_FIELDS)
+
+
+SERIOUSNESS_HELP = "Every seriousness criterion that applies; required when serious, empty otherwise."
+
+
+class AdverseEventSerializer(_AdverseEventLog.read_serializer_class):
+    seriousness = drf_serializers.ListField(
+        child=drf_serializers.ChoiceField(choices=Seriousness.choices), read_only=True, help_text=SERIOUSNESS_HELP
+    )
+
+    class Meta(_AdverseEventLog.read_serializer_class.Meta):
+        pass
+
+
+class AdverseEventWriteSerializer(_AdverseEventLog.write_serializer_class):
+    seriousness = drf_serializers.ListField(
+        child=drf_serializers.ChoiceField(choices=Seriousness.choices), required=False, allow_empty=True,
+        help_text=SERIOUSNESS_HELP,
+    )
+
+    class Meta(_AdverseEventLog.write_serializer_class.Meta):
+        pass
+
+
+class AdverseEventViewSet(_AdverseEventLog):
+    """Typed-in CTCAE adverse events (data-dictionary.md, "Other adverse events").
+
+    `ctcae_term` must be a term of the shipped CTCAE list for `ctcae_version`; CRS and ICANS are
+    refused (their episodes are derived from the daily assessments, see `episodes/`).
+    Filters: `subject`, `trial`, `site`, `modified_since`, `serious`, `min_grade`.
+    """
+
+    read_serializer_class = AdverseEventSerializer
+    write_serializer_class = AdverseEventWriteSerializer
+    filterset_class = AdverseEventFilter
 
 
 class GradingPreviewView(APIView):

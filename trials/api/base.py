@@ -10,6 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
+from trials.models import Subject
 from trials.roles import ALL_ROLES, DATA_ENTRY_ROLES
 from trials.selectors import RoleIndex
 
@@ -45,13 +46,45 @@ class WriteSerializer(serializers.ModelSerializer):
         return field_class, field_kwargs
 
 
-class ClinicalSerializer(serializers.ModelSerializer):
+class SubjectDatesSerializer(serializers.ModelSerializer):
+    """Sponsor and DSMB views of a trial with ``export_date_shift`` see every date of a subject
+    moved by the subject's offset (reports.md, De-identification), as in the CSV exports."""
+
+    shifted_text_fields: tuple[str, ...] = ()
+
+    def to_representation(self, instance):
+        from reporting.deid import deidentify_representation
+
+        data = super().to_representation(instance)
+        subject_pk = instance.pk if isinstance(instance, Subject) else getattr(instance, "subject_id", None)
+        trial_id = instance.trial_id if hasattr(instance, "trial_id") else instance.subject.trial_id
+        date_fields = [n for n, f in self.fields.items() if isinstance(f, (serializers.DateField, serializers.DateTimeField))]
+        return deidentify_representation(
+            data, request=self.context.get("request"), trial_id=trial_id, subject_pk=subject_pk,
+            date_fields=date_fields, text_fields=self.shifted_text_fields,
+        )
+
+
+class ClinicalSerializer(SubjectDatesSerializer):
     """Read representation: audit columns plus the model's fields."""
 
     AUDIT_FIELDS = ("version", "voided", "void_reason", "created_at", "modified_at")
 
     class Meta:
         read_only_fields = ("id", "version", "voided", "void_reason", "created_at", "modified_at")
+
+    def to_representation(self, instance):
+        from reporting.deid import RequestView
+
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and "void_reason" in data:
+            # The reason is typed by the site: withheld from sponsor and DSMB as in the CSV exports
+            # (reports.md, De-identification); the disclosure is cached per request and trial.
+            trial_id = instance.trial_id if hasattr(instance, "trial_id") else instance.subject.trial_id
+            if not RequestView.of(request).disclosure(trial_id).free_text:
+                del data["void_reason"]
+        return data
 
 
 class ClinicalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):

@@ -1,4 +1,6 @@
 import django_filters
+from django.core.exceptions import ValidationError
+from rest_framework import serializers
 
 from trials.models import Infusion, Subject
 
@@ -22,3 +24,42 @@ class InfusionFilter(ModifiedSinceFilterSet):
     class Meta:
         model = Infusion
         fields = ["subject", "trial", "site", "infusion_number"]
+
+
+class ModifiedSinceBackend:
+    """``modified_since`` on every list whose rows carry ``modified_at`` (api.md, Conventions),
+    also where a resource declares no filter set of its own; a bad value is a 400 naming it."""
+
+    param = "modified_since"
+
+    def _applies(self, view) -> bool:
+        filterset = getattr(view, "filterset_class", None)
+        if filterset is not None and self.param in filterset.base_filters:
+            return False  # the resource's own filter set handles (and documents) it
+        model = getattr(view, "model", None) or _view_model(view)
+        return model is not None and any(f.name == "modified_at" for f in model._meta.fields)
+
+    def filter_queryset(self, request, queryset, view):
+        raw = request.query_params.get(self.param)
+        if raw in (None, "") or not any(f.name == "modified_at" for f in queryset.model._meta.fields):
+            return queryset
+        form_field = django_filters.IsoDateTimeFilter().field
+        try:
+            value = form_field.clean(raw)
+        except ValidationError:
+            raise serializers.ValidationError({self.param: [f"'{raw}' is not an ISO 8601 date-time, e.g. 2026-11-01T00:00:00Z."]})
+        return queryset.filter(modified_at__gte=value)
+
+    def get_schema_operation_parameters(self, view):
+        if not self._applies(view):
+            return []
+        return [{
+            "name": self.param, "required": False, "in": "query",
+            "description": "ISO 8601; rows changed at or after this time.",
+            "schema": {"type": "string", "format": "date-time"},
+        }]
+
+
+def _view_model(view):
+    serializer = getattr(view, "serializer_class", None) or getattr(view, "read_serializer_class", None)
+    return getattr(getattr(serializer, "Meta", None), "model", None)

@@ -36,15 +36,15 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses=SiteSerializer(many=True))
     @action(detail=True)
     def sites(self, request, pk=None):
-        trial = self.get_object()
-        page = self.paginate_queryset(selectors.site_list(user=request.user, trial=trial))
+        trial = get_object_or_404(self.get_queryset(), pk=pk)  # the list's filters apply to the sites
+        page = self.paginate_queryset(self.filter_queryset(selectors.site_list(user=request.user, trial=trial)))
         return self.get_paginated_response(SiteSerializer(page, many=True).data)
 
     @extend_schema(responses=CohortSerializer(many=True))
     @action(detail=True)
     def cohorts(self, request, pk=None):
-        trial = self.get_object()
-        page = self.paginate_queryset(selectors.cohort_list(user=request.user, trial=trial))
+        trial = get_object_or_404(self.get_queryset(), pk=pk)
+        page = self.paginate_queryset(self.filter_queryset(selectors.cohort_list(user=request.user, trial=trial)))
         return self.get_paginated_response(CohortSerializer(page, many=True).data)
 
 

@@ -26,8 +26,28 @@ class VerificationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_status(self, obj) -> str:
-        record = wf.record_model(obj.record_type).objects.filter(pk=obj.record_id).only("version").first()
-        return "verified" if record is not None and record.version == obj.verified_version else "changed"
+        if hasattr(obj, "record_version"):  # annotated by the list (one query for the page)
+            version = obj.record_version
+        else:
+            record = wf.record_model(obj.record_type).objects.filter(pk=obj.record_id).only("version").first()
+            version = None if record is None else record.version
+        return "verified" if version is not None and version == obj.verified_version else "changed"
+
+
+def with_record_version(queryset):
+    """Annotate each verification with its form's current version, whatever the form's model."""
+    from django.apps import apps
+    from django.db.models import Case, OuterRef, Subquery, When
+
+    from trials.audit import ClinicalModel
+
+    whens = [
+        When(record_type=model._meta.label_lower, then=Subquery(
+            model._base_manager.filter(pk=OuterRef("record_id")).order_by().values("version")[:1]
+        ))
+        for model in apps.get_models() if issubclass(model, ClinicalModel)
+    ]
+    return queryset.annotate(record_version=Case(*whens, default=None))
 
 
 class RecordSerializer(serializers.Serializer):
@@ -42,7 +62,7 @@ class SourceVerificationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, 
     filterset_fields = ["subject", "record_type", "record_id"]
 
     def get_queryset(self):
-        return scoped(self.request.user, SourceVerification.objects.select_related("verified_by"))
+        return with_record_version(scoped(self.request.user, SourceVerification.objects.select_related("verified_by")))
 
     @extend_schema(request=RecordSerializer, responses={201: VerificationSerializer})
     def create(self, request, *args, **kwargs):
