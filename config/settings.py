@@ -5,6 +5,7 @@ eagerly in-process. DJANGO_DEBUG=0 without DJANGO_SECRET_KEY refuses to start. R
 every variable read here with its default.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -16,6 +17,7 @@ env = environ.Env()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=not DEBUG)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0.")
@@ -35,6 +37,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "simple_history",
+    "axes",
     "trials",
     "toxicity",
     "reporting",
@@ -50,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "reporting.export_views.AccessLogMiddleware",
+    "axes.middleware.AxesMiddleware",  # last (django-axes): turns a lockout into the lockout page
 ]
 
 if not DEBUG:  # production serves collected static files itself; runserver does it in development
@@ -85,6 +89,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache: throttle counters. Shared by every process only with CACHE_URL (Redis) ------------
+# LocMemCache is per process: with several gunicorn workers each would count on its own.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -107,7 +115,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TIMEZONE = "UTC"
 CHECKS_CHUNK_SIZE = env.int("CHECKS_CHUNK_SIZE", default=200)  # subjects per consistency-job task
-IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=20000)  # data rows per CSV import (toxicity/imports.py)
+# Data rows per CSV import over HTTP (toxicity/imports.py): each row is a full form save (~15-30
+# rows/s), so larger files go through `manage.py import_csv`, which has no limit.
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=1000)
 CELERY_BEAT_SCHEDULE = {
     "nightly-consistency-checks": {
         "task": "toxicity.nightly_checks",
@@ -118,10 +128,24 @@ CELERY_BEAT_SCHEDULE = {
 # --- Auth, REST API -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username + address
+    "django.contrib.auth.backends.ModelBackend",
+]
+# django-axes: AXES_FAILURE_LIMIT failed logins for one user name from one client address lock
+# that combination out for AXES_COOLOFF_MINUTES (HTML login and admin; attempts during the
+# lockout restart the cool-off). A successful login clears the count. Attempts are database rows
+# (shared by all workers); `manage.py axes_reset_username <name>` unlocks early.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"  # HTTP 429
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"  # REMOTE_ADDR, or X-Forwarded-For behind the proxy
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -141,6 +165,16 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "trials.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Token clients per user, anonymous callers per address (HTTP 429 + Retry-After). Browser
+    # sessions are not throttled (the HTML login is guarded by django-axes).
+    "DEFAULT_THROTTLE_CLASSES": ["config.security.TokenRateThrottle", "config.security.AnonymousRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env.str("API_TOKEN_RATE", default="600/min"),
+        "anon": env.str("API_ANON_RATE", default="60/min"),
+    },
+    # Proxies in front of Django that append to X-Forwarded-For: the client address is the
+    # NUM_PROXIES-th from the right (also for django-axes); 0 -> REMOTE_ADDR.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=1 if BEHIND_TLS_PROXY else 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CAR-T toxicity data-capture API",
@@ -175,18 +209,30 @@ DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="cart-edc@loca
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Clinical workstations are shared: the session cookie dies with the browser, and a session
+# lasts at most SESSION_COOKIE_AGE from login (a shift) even if the browser stays open.
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
-if env.bool("DJANGO_BEHIND_TLS_PROXY", default=not DEBUG):
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No Content-Security-Policy header yet: toxicity/log.html carries an inline <script> and the
+# Swagger page (/api/v1/docs/) loads Swagger UI from a CDN with an inline script.
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes logs every failed login and lockout; not its start-up banner on every command.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }

@@ -7,6 +7,7 @@ onset study day and duration of each subject's first episode; rescue-therapy use
 """
 from dataclasses import dataclass, field
 
+from .sdtm import CTCAE_SCALE
 from .snapshot import TrialSnapshot
 from .stats import clopper_pearson, median_range
 
@@ -121,7 +122,7 @@ def listing(snapshot: TrialSnapshot, episodes: dict[int, list[dict]] | None = No
             continue
         rows.append(ListingRow(
             subject_id=s.subject_id, site_number=s.site_number, cohort=s.cohort_name, term=ae.term,
-            scale=f"ctcae_{ae.version}", grade=ae.grade, onset_date=ae.onset_date.isoformat(),
+            scale=CTCAE_SCALE.get(ae.version, f"ctcae_{ae.version}"), grade=ae.grade, onset_date=ae.onset_date.isoformat(),
             onset_study_day=(ae.onset_date - s.day0).days if s.day0 else None,
             resolution_date=ae.resolution_date.isoformat() if ae.resolution_date else "",
             duration_days=(ae.resolution_date - ae.onset_date).days if ae.resolution_date else None,
@@ -132,7 +133,8 @@ def listing(snapshot: TrialSnapshot, episodes: dict[int, list[dict]] | None = No
 
 
 def summarize_group(label: str, snapshot: TrialSnapshot, subject_pks: list[int], episodes: dict[int, list[dict]]) -> GroupSummary:
-    infused = [s for s in snapshot.subjects if s.pk in set(subject_pks) and s.infused]
+    members = set(subject_pks)
+    infused = [s for s in snapshot.subjects if s.pk in members and s.infused]
     n = len(infused)
     group = GroupSummary(label=label, n=n)
     for kind in KINDS:

@@ -4,13 +4,13 @@ Rendering (PDF, figures) is separate: :mod:`reporting.pdf` turns a :class:`DsmbR
 bytes. The open report pools the arms; the closed report (DSMB role only) breaks every table
 down by cohort.
 """
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import date
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date
 
 from .ae_report import AeReport, build_ae_report
 from .snapshot import TrialSnapshot, expected_days
-from .stats import StoppingStatus, stopping_status
+from .stats import StoppingStatus, posterior_exceeds, stopping_boundary
 
 QUERY_AGE_BUCKETS = ((0, 7, "< 7 days"), (7, 15, "7-14 days"), (15, 31, "15-30 days"), (31, 10**6, "> 30 days"))
 # Swimmer-plot markers: the therapy kinds of reporting.episodes.Therapy, "icu" and "death".
@@ -64,7 +64,8 @@ class DsmbReport:
 
 def build_dsmb_report(snapshot: TrialSnapshot, *, closed: bool) -> DsmbReport:
     ae = build_ae_report(snapshot, by_cohort=closed)
-    cut_day = {pk: today for pk, today in snapshot.site_today.items()}
+    utc_cut_day = snapshot.cut.astimezone(UTC).date()
+    cut_day = defaultdict(lambda: utc_cut_day, snapshot.site_today)
     # 1. enrolment, data currency, open queries
     counts = Counter()
     for s in snapshot.subjects:
@@ -86,22 +87,23 @@ def build_dsmb_report(snapshot: TrialSnapshot, *, closed: bool) -> DsmbReport:
         missing = [d for d in want if d not in have]
         if missing and (oldest is None or missing[0] < oldest):
             oldest = missing[0]
-    cut_date = snapshot.cut.date()
     ages = Counter()
     for _, opened in snapshot.open_queries:
-        age = (cut_date - opened).days
+        age = max((utc_cut_day - opened).days, 0)  # opened on is a UTC date
         label = next(lbl for low, high, lbl in QUERY_AGE_BUCKETS if low <= age < high)
         ages[label] += 1
     # 3. stopping rule: subjects with a grade >= 3 episode among the infused
     overall = ae.groups[-1]
     settings = snapshot.stopping
-    stopping = {
-        kind: stopping_status(
-            overall.grade3[kind].count, overall.n, threshold=settings["threshold"], cutoff=settings["cutoff"],
-            prior_a=settings["prior_a"], prior_b=settings["prior_b"], table_to=max(overall.n, 20),
-        )
-        for kind in ("crs", "icans")
-    }
+    boundary = stopping_boundary(max(overall.n, 20), threshold=settings["threshold"], cutoff=settings["cutoff"],
+                                 prior_a=settings["prior_a"], prior_b=settings["prior_b"])
+    stopping = {}
+    for kind in ("crs", "icans"):
+        events, n = overall.grade3[kind].count, overall.n
+        probability = posterior_exceeds(events, n, threshold=settings["threshold"], prior_a=settings["prior_a"],
+                                        prior_b=settings["prior_b"]) if n else 0.0
+        stopping[kind] = StoppingStatus(n=n, events=events, probability=probability,
+                                        crossed=n > 0 and probability > settings["cutoff"], boundary=boundary)
     # 4. swimmer lanes
     lanes = []
     for s in snapshot.subjects:
@@ -129,6 +131,8 @@ def build_dsmb_report(snapshot: TrialSnapshot, *, closed: bool) -> DsmbReport:
             deaths.append((s.subject_id, course.death_date.isoformat(), course.death_cause or "",
                            (course.death_date - s.day0).days if s.day0 else None))
     deaths.sort()
+    if not closed:  # the open report pools the arms: no cohort anywhere in its content
+        ae.listing = [replace(r, cohort="") for r in ae.listing]
     return DsmbReport(
         protocol_code=snapshot.protocol_code, title=snapshot.title, closed=closed, cut=snapshot.cut.isoformat(),
         digest=snapshot.digest(), enrolment=enrolment, expected_assessments=expected, entered_assessments=entered,

@@ -1,4 +1,7 @@
 """Streaming CSV exports and the derived episodes over the API (api.md)."""
+import csv
+import io
+
 import django_filters
 from django.http import StreamingHttpResponse
 from django.utils.dateparse import parse_datetime
@@ -10,7 +13,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.views import APIView
 
 from trials.api.base import SubjectDatesSerializer
-from trials.api.filters import ModifiedSinceFilterSet
+from trials.api.filters import IdFilter, ModifiedSinceFilterSet
 from trials.models import Trial
 from trials.roles import Role
 from trials.selectors import RoleIndex, scoped, trial_list
@@ -33,11 +36,13 @@ class CSVRenderer(BaseRenderer):
         """Only errors reach a renderer (exports stream past it): one ``field,message`` line each."""
         if isinstance(data, (bytes, str)):
             return data
-        lines = ["field,message"] + [
-            f"{field},{str(message)!r}" for field, messages in (data or {}).items()
-            for message in (messages if isinstance(messages, list) else [messages])
-        ]
-        return "\n".join(lines) + "\n"
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["field", "message"])
+        for field, messages in (data or {}).items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                writer.writerow([field, str(message)])
+        return out.getvalue()
 
 
 def resolve_trial(request, roles=EXPORT_ROLES) -> Trial:
@@ -97,7 +102,7 @@ def stream_csv(request, *, dataset_name: str, chunks_for, filename: str, trial):
     response = StreamingHttpResponse(_logged(export.chunks, export, entry.pk), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
-    request._access_logged = True
+    getattr(request, "_request", request)._access_logged = True  # the Django request the middleware sees
     return response
 
 
@@ -149,8 +154,8 @@ class EpisodeSerializer(SubjectDatesSerializer):
 
 
 class EpisodeFilter(ModifiedSinceFilterSet):
-    trial = django_filters.NumberFilter(field_name="subject__trial")
-    site = django_filters.NumberFilter(field_name="subject__site")
+    trial = IdFilter(field_name="subject__trial")
+    site = IdFilter(field_name="subject__site")
     min_grade = django_filters.NumberFilter(field_name="max_grade", lookup_expr="gte")
 
     class Meta:

@@ -37,6 +37,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from trials.choices import DeathCause
+
 from . import figures
 from .ae_report import AeReport, ListingRow, summary_csv_rows
 from .dsmb import DsmbReport
@@ -47,8 +49,8 @@ BAND = 0.4 * cm  # the header and footer lines sit in the margins; the text keep
 FRAME_PADDING = 6  # platypus Frame default, each side
 FRAME_WIDTH = PAGE[0] - 2 * MARGIN - 2 * FRAME_PADDING
 FRAME_HEIGHT = PAGE[1] - 2 * (MARGIN + BAND) - 2 * FRAME_PADDING
-SWIMMER_LANES_PER_PAGE = 40  # lanes of 2.9 mm with 6.5 pt subject labels on A4 landscape
-SUMMARY_GROUPS_PER_TABLE = 4  # more cohorts continue in a further table with the measure column repeated
+SWIMMER_LANES_PER_PAGE = 45  # lanes of about 2.3 mm with 6.5 pt subject labels on A4 landscape
+SUMMARY_GROUPS_PER_TABLE = 5  # more cohorts continue in a further table with the measure column repeated
 BOUNDARY_COLUMNS = 20
 
 Progress = Callable[[int, int, str], None]
@@ -78,7 +80,8 @@ class _Styles:
         self.h1 = ParagraphStyle("h1", fontName=self.bold, fontSize=13, leading=17, spaceBefore=8, spaceAfter=6)
         self.h2 = ParagraphStyle("h2", fontName=self.bold, fontSize=10.5, leading=14, spaceBefore=8, spaceAfter=4)
         self.body = ParagraphStyle("body", fontSize=9, leading=12, spaceAfter=4, **base)
-        self.small = ParagraphStyle("small", fontSize=7.5, leading=9.5, spaceAfter=3, textColor=colors.HexColor("#424242"), **base)
+        self.small = ParagraphStyle("small", fontSize=7.5, leading=9.5, spaceAfter=3,
+                                    textColor=colors.HexColor("#424242"), **base)
         self.cell = ParagraphStyle("cell", fontSize=6.8, leading=8.2, **base)
         self.cell_bold = ParagraphStyle("cell_bold", fontName=self.bold, fontSize=6.8, leading=8.2)
 
@@ -160,12 +163,13 @@ def _summary_tables(report: AeReport, styles: _Styles) -> list:
     story = []
     for start in range(1, groups + 1, SUMMARY_GROUPS_PER_TABLE):
         cols = list(range(start, min(start + SUMMARY_GROUPS_PER_TABLE, groups + 1)))
-        measure = 6.2 * cm
+        measure = 5.3 * cm
         width = min((FRAME_WIDTH - measure) / len(cols), 6.2 * cm)
-        body = [[row[0]] + [row[c] for c in cols] for row in rows]
-        body[0][0] = "Measure"
+        # Paragraph cells wrap a long "k/N (x%; 95% CI a-b)" at a space instead of overflowing.
+        body = [[_p("Measure", styles.cell_bold)] + [_p(rows[0][c], styles.cell_bold) for c in cols]]
+        body += [[row[0]] + [_p(row[c], styles.cell) for c in cols] for row in rows[1:]]
         zebra = [("BACKGROUND", (0, r), (-1, r), colors.HexColor("#f5f7fa")) for r in range(2, len(body), 2)]
-        story.append(_table(body, [measure] + [width] * len(cols), styles, long=True, extra=zebra))
+        story.append(_table(body, [measure] + [width] * len(cols), styles, font_size=7, long=True, extra=zebra))
         story.append(Spacer(1, 8))
     story.append(_p("Percentages are of infused subjects (N). 95% CI: exact Clopper-Pearson interval. Onset day "
                     "and duration: each subject's first episode. Therapy rows: subjects who received it at any "
@@ -220,7 +224,8 @@ def _section_enrolment(report: DsmbReport, styles: _Styles) -> list:
     rows.append(total)
     widths = [3 * cm] + ([5 * cm] if report.closed else []) + [2.5 * cm, 2.5 * cm]
     story.append(_table(rows, widths, styles, long=True, align_right_from=len(header) - 2,
-                        extra=[("FONTNAME", (0, -1), (-1, -1), styles.bold), ("LINEABOVE", (0, -1), (-1, -1), 0.8, colors.black)]))
+                        extra=[("FONTNAME", (0, -1), (-1, -1), styles.bold),
+                               ("LINEABOVE", (0, -1), (-1, -1), 0.8, colors.black)]))
     story.append(_p("1.2 Data currency", styles.h2))
     oldest = report.oldest_missing.isoformat() if report.oldest_missing else "none missing"
     story.append(_table([
@@ -262,6 +267,10 @@ def _boundary_table(boundary: list[tuple[int, int | None]], current_n: int, styl
     return story
 
 
+def _probability(p: float) -> str:
+    return "> 0.999" if p > 0.9995 else "< 0.001" if p < 0.0005 else f"{p:.3f}"
+
+
 def _section_stopping(report: DsmbReport, styles: _Styles) -> list:
     s = report.stopping_settings
     threshold, cutoff = s["threshold"], s["cutoff"]
@@ -275,13 +284,15 @@ def _section_stopping(report: DsmbReport, styles: _Styles) -> list:
     for i, (kind, label) in enumerate((("crs", "Grade >= 3 CRS"), ("icans", "Grade >= 3 ICANS")), start=1):
         st = report.stopping[kind]
         at_n = dict(st.boundary).get(st.n) if st.n else None
-        rows.append([label, f"{st.events}/{st.n}", f"{st.probability:.3f}",
+        rows.append([label, f"{st.events}/{st.n}", _probability(st.probability),
                      "boundary crossed" if st.crossed else "not crossed",
                      "-" if at_n is None else f">= {at_n}"])
         if st.crossed:
-            extra += [("BACKGROUND", (3, i), (3, i), colors.HexColor("#ef9a9a")), ("FONTNAME", (3, i), (3, i), styles.bold)]
+            extra += [("BACKGROUND", (3, i), (3, i), colors.HexColor("#ef9a9a")),
+                      ("FONTNAME", (3, i), (3, i), styles.bold)]
     story.append(_table(rows, [4 * cm, 2.6 * cm, 4.4 * cm, 3.4 * cm, 5.4 * cm], styles, font_size=8.5, extra=extra))
-    story.append(_p("Events/N: infused subjects with at least one grade >= 3 episode / infused subjects.", styles.small))
+    story.append(_p("Events/N: infused subjects with at least one grade >= 3 episode / infused subjects.",
+                    styles.small))
     boundary = report.stopping["crs"].boundary
     story.append(_p("Stopping boundary", styles.h2))
     story.append(_p(f"For each number of infused subjects N, the fewest subjects with the event whose posterior "
@@ -299,33 +310,40 @@ def _image(png: bytes, max_width: float, max_height: float) -> Image:
 
 
 def _section_figures(report: DsmbReport, styles: _Styles) -> list:
-    lanes = figures._ordered(report.lanes, report.closed)
+    lanes = figures.ordered_lanes(report.lanes, report.closed)
     pages = max(1, -(-len(lanes) // SWIMMER_LANES_PER_PAGE))
     days = figures.day_range(lanes)
+    width = FRAME_WIDTH / 72
     # Drawn at the size it is printed (fonts true to size) with the same lane height on every page;
-    # the room left is for the section heading, the figure heading and the caption.
-    room = FRAME_HEIGHT - 3.4 * cm
-    lane_in = (room / 72 - figures.SWIMMER_FRAME_IN) / SWIMMER_LANES_PER_PAGE
+    # the room left is for the headings, the legend strip and the caption. The legend is drawn once
+    # and the same image placed on every page (the PDF holds it once).
+    legend = figures.swimmer_legend(width=width, compress_level=1)
+    legend_image = _image(legend, FRAME_WIDTH, FRAME_HEIGHT)
+    room = FRAME_HEIGHT - 3.0 * cm - legend_image.drawHeight
+    lane_in = (room / 72 - figures.swimmer_frame_in(legend=False)) / SWIMMER_LANES_PER_PAGE
     if pages == 1:  # a small trial: wider lanes, up to 0.22 in
-        lane_in = min(0.22, (room / 72 - figures.SWIMMER_FRAME_IN) / max(len(lanes), 3))
+        lane_in = min(0.22, (room / 72 - figures.swimmer_frame_in(legend=False)) / max(len(lanes), 3))
     caption = _p("Lanes: infused subjects" + (", grouped by cohort" if report.closed else "") + "; the grey line "
                  "runs from day 0 to the subject's last day with data. Upper stripe: daily CRS grade, lower stripe: "
                  "daily ICANS grade (blank: no assessment; NE: not evaluable).", styles.small)
     story = [PageBreak()]
+    per_page = max(1, -(-len(lanes) // pages))  # balanced: 500 lanes are 12 pages of 42, not 11 of 45 and one of 5
     for page in range(pages):
-        chunk = lanes[page * SWIMMER_LANES_PER_PAGE:(page + 1) * SWIMMER_LANES_PER_PAGE]
+        chunk = lanes[page * per_page:(page + 1) * per_page]
         label = f"Figure 1{'' if pages == 1 else f'.{page + 1}'}. Swimmer plot of daily CRS and ICANS grades"
         if pages > 1:
-            label += f", subjects {page * SWIMMER_LANES_PER_PAGE + 1}-{page * SWIMMER_LANES_PER_PAGE + len(chunk)} of {len(lanes)}"
-        block = [_p("4. Figures", styles.h1)] if page == 0 else [PageBreak()]
+            label += f", subjects {page * per_page + 1}-{page * per_page + len(chunk)} of {len(lanes)}"
+        if page:
+            story.append(PageBreak())
+        block = [_p("4. Figures", styles.h1)] if page == 0 else []
         block.append(_p(label, styles.h2))
         if chunk:
-            png = figures.swimmer_plot(chunk, closed=report.closed, days=days, width=FRAME_WIDTH / 72,
-                                       lane_height=lane_in, compress_level=1)
-            block += [_image(png, FRAME_WIDTH, room), caption]
+            png = figures.swimmer_plot(chunk, closed=report.closed, days=days, width=width, lane_height=lane_in,
+                                       legend=False, compress_level=1)
+            block += [_image(legend, FRAME_WIDTH, FRAME_HEIGHT), _image(png, FRAME_WIDTH, room), caption]
         else:
             block.append(_p("No infused subjects.", styles.body))
-        story += block
+        story.append(KeepTogether(block))
     bars = figures.max_grade_bars(report.ae.groups, compress_level=1)
     story += [CondPageBreak(10 * cm),
               KeepTogether([_p("Figure 2. Maximum CRS and ICANS grade per subject, "
@@ -346,9 +364,7 @@ def _section_listings(report: DsmbReport, styles: _Styles) -> list:
              _listing_table(report.grade3_listing, styles, cohort=report.closed, empty="No grade >= 3 events."),
              _p("5.2 Deaths", styles.h2)]
     if report.deaths:
-        from trials.choices import DeathCause  # labels of the coded primary cause
-
-        labels = dict(DeathCause.choices)
+        labels = dict(DeathCause.choices)  # the primary cause is stored as a code
         cohorts = _cohort_of(report)
         header = ["Subject"] + (["Cohort"] if report.closed else []) + ["Date of death", "Study day", "Primary cause"]
         rows = [header]

@@ -41,6 +41,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers as drf_serializers
 
+from toxicity import services
 from toxicity.api import views as api_views
 from trials.api.errors import field_errors, integrity_errors
 from trials.audit import RecordLockedError, StaleVersionError
@@ -162,7 +163,7 @@ def _text_stream(stream_or_text) -> io.TextIOBase:
     return io.TextIOWrapper(io.BufferedReader(_ByteSource(stream_or_text)), encoding="utf-8-sig", newline="")
 
 
-def _read_records(stream_or_text, limit: int) -> list[list[str]]:
+def _read_records(stream_or_text, limit: int | None) -> list[list[str]]:
     """All CSV records, header included; refuses a file of more than ``limit`` data rows."""
     records: list[list[str]] = []
     data_rows = 0
@@ -173,8 +174,9 @@ def _read_records(stream_or_text, limit: int) -> list[list[str]]:
             records.append(record)
             if len(records) > 1 and any(cell.strip() for cell in record):
                 data_rows += 1
-                if data_rows > limit:
-                    raise ImportFileError(f"The file has more than {limit} data rows; split it into smaller files.")
+                if limit is not None and data_rows > limit:
+                    raise ImportFileError(f"The file has more than {limit} data rows; split it into smaller files "
+                                          "or use manage.py import_csv.")
     except UnicodeDecodeError:
         raise ImportFileError("The file is not UTF-8 text; save it as 'CSV UTF-8'.") from None
     except csv.Error as exc:
@@ -330,7 +332,8 @@ class _RowImporter:
 # --- the service ------------------------------------------------------------------------------
 
 
-def import_csv(*, user, trial: Trial, dataset: str, stream_or_text, dry_run: bool = False) -> ImportReport:
+def import_csv(*, user, trial: Trial, dataset: str, stream_or_text, dry_run: bool = False,
+               row_limit: int | None = -1) -> ImportReport:
     """Check every row of a CSV file and, unless ``dry_run`` or any row fails, store them all.
 
     Raises ``KeyError`` for an unknown dataset, ``Http404`` when ``user`` holds no data-entry
@@ -338,7 +341,7 @@ def import_csv(*, user, trial: Trial, dataset: str, stream_or_text, dry_run: boo
     """
     ds = get_dataset(dataset)
     require_roles(user, DATA_ENTRY_ROLES, trial.pk, None)
-    records = _read_records(stream_or_text, max_rows())
+    records = _read_records(stream_or_text, max_rows() if row_limit == -1 else row_limit)
     report = ImportReport(dataset=ds.name, dry_run=dry_run)
     if not records or not any(cell.strip() for cell in records[0]):
         raise ImportFileError(f"The file is empty; the first row must name the columns: {', '.join(ds.columns)}.")
@@ -351,10 +354,11 @@ def import_csv(*, user, trial: Trial, dataset: str, stream_or_text, dry_run: boo
         return report  # the columns cannot be trusted: no row is read
     importer = _RowImporter(user=user, trial=trial, ds=ds, header=header, report=report)
     with transaction.atomic():
-        for number, cells in data_rows:
-            subject, data = importer.parse(number, cells)
-            if data is not None and importer.create(number, subject, data):
-                report.created += 1
+        with services.batched_after_writes():
+            for number, cells in data_rows:
+                subject, data = importer.parse(number, cells)
+                if data is not None and importer.create(number, subject, data):
+                    report.created += 1
         if dry_run or report.errors:
             transaction.set_rollback(True)  # all or nothing; queued e-mails go with it
         else:

@@ -308,6 +308,24 @@ class SubjectWrite:
     fresh_context: bool = False  # a trigger drug changed: the cached grading context is stale
 
 
+_BATCH: ContextVar[dict | None] = ContextVar("after_write_batch", default=None)
+
+
+@contextmanager
+def batched_after_writes():
+    """For a bulk import: the save-time checks, episode refresh and grade >= 4 alerts run once per
+    subject when the batch ends, in the same transaction, instead of after every row (each row
+    is still validated, audited and graded by the same service as a form save)."""
+    batch: dict[int, tuple[Subject, set]] = {}
+    token = _BATCH.set(batch)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+    for subject, high_before in batch.values():
+        after_subject_write(subject, high_before=high_before)
+
+
 @contextmanager
 def subject_write(subject: Subject, *, user):
     """Lock the subject; after the caller's write, re-derive its grades (when the write can change
@@ -324,7 +342,11 @@ def subject_write(subject: Subject, *, user):
                     _CONTEXTS.get().clear()
                 if write.regrade:
                     regrade_subject(write.subject, user=user, because=write.because)
-                after_subject_write(write.subject, high_before=high_before)
+                batch = _BATCH.get()
+                if batch is None:
+                    after_subject_write(write.subject, high_before=high_before)
+                else:
+                    batch.setdefault(write.subject.pk, (write.subject, high_before))
     finally:
         _CONTEXTS.reset(token)
 

@@ -34,6 +34,7 @@ from trials.models import Subject
 from trials.roles import DATA_ENTRY_ROLES, Role
 from trials.selectors import RoleIndex, scoped, subject_list
 from trials.services import site_local_date
+from trials.views import in_site_timezone
 from trials.workflow import CasebookSignature, Lock, SourceVerification
 
 FIRST_DAY = -7
@@ -187,6 +188,7 @@ def timeline_html(header, rows) -> str:
 
 
 @login_required
+@in_site_timezone
 def casebook(request, pk):
     subject = _subject(request, pk)
     roles = _roles(request, subject)
@@ -230,6 +232,7 @@ def _initial(a: DailyAssessment | None) -> dict:
 
 
 @login_required
+@in_site_timezone
 def assessment_day(request, pk, day):
     subject = _subject(request, pk)
     try:
@@ -287,6 +290,7 @@ def _g(grade):
 
 
 @login_required
+@in_site_timezone
 def log_page(request, pk, kind, record_pk=None):
     if kind not in LOG_KINDS:
         raise Http404("No such log.")

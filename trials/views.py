@@ -1,5 +1,7 @@
 """Browser pages of the trials app: home per role, audit history, signing and locking."""
+import functools
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,11 +13,27 @@ from django.views.decorators.http import require_POST
 from trials import selectors
 from trials import workflow_services as wf
 from trials.audit import field_changes
+from trials.models import Subject
 
 from trials.roles import DATA_ENTRY_ROLES
 from trials.selectors import RoleIndex, scoped
 from trials.services import site_local_date
 from trials.workflow import Lock
+
+
+def in_site_timezone(view):
+    """Date-times on a subject's CRF pages are the site's local time: a coordinator in Berlin types
+    09:00 and means 09:00 in Berlin (forms parse and show date-times in the active time zone)."""
+
+    @functools.wraps(view)
+    def wrapper(request, pk, *args, **kwargs):
+        zone = Subject.objects.filter(pk=pk).values_list("site__timezone", flat=True).first()
+        if zone is None:
+            return view(request, pk, *args, **kwargs)  # the view answers 404 as usual
+        with timezone.override(ZoneInfo(zone)):
+            return view(request, pk, *args, **kwargs)
+
+    return wrapper
 
 
 @login_required
@@ -178,6 +196,7 @@ def subject_edit(request, pk):
 
 
 @login_required
+@in_site_timezone
 def infusion_page(request, pk, infusion_pk=None):
     from trials.models import Infusion
 
@@ -187,6 +206,7 @@ def infusion_page(request, pk, infusion_pk=None):
 
 
 @login_required
+@in_site_timezone
 def death_page(request, pk):
     from trials.models import Death
 

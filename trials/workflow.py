@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from .audit import AuditedQuerySet
+
 
 class SourceVerification(models.Model):
     subject = models.ForeignKey("trials.Subject", on_delete=models.PROTECT, related_name="verifications")
@@ -20,6 +22,7 @@ class SourceVerification(models.Model):
     verified_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True, db_index=True)
     history = HistoricalRecords()
+    objects = AuditedQuerySet.as_manager()  # no update()/bulk writes/queryset delete: they bypass the history
 
     scope_trial, scope_site = "subject__trial", "subject__site"
 
@@ -49,6 +52,7 @@ class Lock(models.Model):
     unlocked_at = models.DateTimeField(null=True, blank=True)
     unlock_reason = models.TextField(blank=True)
     history = HistoricalRecords()
+    objects = AuditedQuerySet.as_manager()  # no update()/bulk writes/queryset delete: they bypass the history
 
     scope_trial, scope_site = "trial", "site"
 
@@ -89,6 +93,7 @@ class CasebookSignature(models.Model):
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.TextField(blank=True)
     history = HistoricalRecords()
+    objects = AuditedQuerySet.as_manager()  # no update()/bulk writes/queryset delete: they bypass the history
 
     scope_trial, scope_site = "subject__trial", "subject__site"
 

@@ -8,7 +8,6 @@ by one test are invisible to the next. Callers authenticate with DRF tokens, as 
 """
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,10 +17,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conftest import build_world
-from tests.factories import CohortFactory, SiteFactory
 from toxicity import queries
 from toxicity.models import CheckRun, DailyAssessment, IcuStay
-from trials import services as trial_services
 from trials import workflow_services as wf
 from trials.models import Subject
 
@@ -207,6 +204,17 @@ def build_api_world(*, rows: int = 1, assessment_rows: int | None = None) -> Api
     return data
 
 
+@pytest.fixture(scope="module", autouse=True)
+def unthrottled():
+    """These tests make thousands of calls a minute as one user; throttling has its own tests
+    (tests/config/test_throttling.py). config.security reads the rates at each request."""
+    from django.conf import settings
+
+    rates = {scope: "1000000/min" for scope in settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})}
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}):
+        yield
+
+
 @pytest.fixture(scope="module")
 def api_world(request, django_db_setup, django_db_blocker):
     """The populated world, built once per module (``API_WORLD = {...}`` in the module sets sizes)."""
@@ -223,12 +231,3 @@ def api_world(request, django_db_setup, django_db_blocker):
 def api(api_world, db):
     """The module's world, inside this test's own savepoint."""
     return api_world
-
-
-def extra_sites_and_cohorts(world, count):
-    """More sites (with the site roles of site A) and cohorts, for set-up lists."""
-    for i in range(count):
-        site = SiteFactory(trial=world.trial, site_number=f"2{i:02d}")
-        for role in ("coordinator", "investigator", "monitor"):
-            trial_services.membership_grant(user=world.users[f"{role}_a"], role=role, trial=world.trial, site=site)
-        CohortFactory(trial=world.trial, name=f"DL-extra-{i}")

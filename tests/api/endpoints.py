@@ -147,7 +147,12 @@ def rule_for(path: str, method: str) -> Rule | None:
 
 
 def get_paths() -> list[str]:
-    return sorted(p for p, m in operations() if m == "get")
+    """GET paths that have a rule; those without one fail test_every_endpoint_has_an_authorization_rule."""
+    return sorted(p for p, m in operations() if m == "get" and rule_for(p, m) is not None)
+
+
+def write_operations() -> list[tuple[str, str]]:
+    return [(p, m) for p, m in operations() if m != "get" and rule_for(p, m) is not None]
 
 
 def is_list(path: str) -> bool:
@@ -157,6 +162,20 @@ def is_list(path: str) -> bool:
 
 def path_parameters(path: str) -> list[str]:
     return re.findall(r"{(\w+)}", path)
+
+
+def path_parameter_values(path: str, name: str) -> list[str]:
+    """The values a named path parameter takes (``{dataset}``, ``{domain}``): the schema's enum,
+    else the export datasets (the schema gives exports/{dataset}.csv no enum)."""
+    for operation in openapi()["paths"][API + path].values():
+        for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+            if parameter["name"] == name and parameter["in"] == "path" and "enum" in parameter["schema"]:
+                return list(parameter["schema"]["enum"])
+    if path == "exports/{dataset}.csv":
+        from reporting.datasets import datasets
+
+        return sorted(datasets())
+    raise AssertionError(f"{path}: say which values {{{name}}} takes (an enum in the schema, or here)")
 
 
 def url_conf_api_routes() -> list[tuple[str, str]]:

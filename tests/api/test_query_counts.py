@@ -13,10 +13,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.api import endpoints as ep
-from tests.api.conftest import API, PASSWORD, extra_sites_and_cohorts
-from tests.factories import SiteFactory, TrialFactory
+from tests.api.conftest import API, PASSWORD
+from tests.factories import CohortFactory, SiteFactory, TrialFactory
 from toxicity import queries
-from toxicity.models import CheckRun, DailyAssessment, Query
+from toxicity.models import CheckRun, DailyAssessment, Query, TocilizumabDose
 from trials import services as trial_services
 from trials import workflow_services as wf
 from trials.workflow import SourceVerification
@@ -31,7 +31,11 @@ CALLERS = ("coordinator_a", "data_manager", "sponsor")
 def crowded(api_world):
     """At least 6 rows of every list for each caller (inside the module's rolled-back transaction)."""
     w = api_world
-    extra_sites_and_cohorts(w.world, MIN_ROWS)
+    for n in range(MIN_ROWS):  # more sites (with site A's site roles) and cohorts: the set-up lists
+        site = SiteFactory(trial=w.trial, site_number=f"2{n:02d}")
+        for role in ("coordinator", "investigator", "monitor"):
+            trial_services.membership_grant(user=w.users[f"{role}_a"], role=role, trial=w.trial, site=site)
+        CohortFactory(trial=w.trial, name=f"DL-extra-{n}")
     monitor, manager = w.users["monitor_a"], w.users["data_manager"]
     assessments = list(DailyAssessment.objects.filter(subject=w.subject_a, voided=False)[:MIN_ROWS])
     for record in assessments:
@@ -43,7 +47,7 @@ def crowded(api_world):
         CheckRun.objects.create(trial=w.trial, requested_by=manager)
         wf.void_signatures_on_change([w.subject_a], monitor)
         wf.casebook_sign(user=w.users["investigator_a"], subject=w.subject_a, password=PASSWORD)
-    for n in range(MIN_ROWS - 1):  # more trials, for the trials list of each caller
+    for _ in range(MIN_ROWS - 1):  # more trials, for the trials list of each caller
         trial = TrialFactory()
         site = SiteFactory(trial=trial, site_number="101")
         trial_services.membership_grant(user=w.users["coordinator_a"], role="coordinator", trial=trial, site=site)
@@ -65,7 +69,10 @@ def measure(client, url, **params):
 
 def extra(more: list[str], fewer: list[str]) -> str:
     """The statements of ``more`` beyond those of ``fewer`` (numbers aside), shortened."""
-    shape = lambda sql: re.sub(r"\d+", "N", sql)  # noqa: E731
+
+    def shape(sql):
+        return re.sub(r"\d+", "N", sql)
+
     left = [shape(q) for q in fewer]
     out = []
     for sql in more:
@@ -77,7 +84,7 @@ def extra(more: list[str], fewer: list[str]) -> str:
 
 
 def audited_tables() -> int:
-    from reporting.audit_export import _filtered_tables, AuditFilters
+    from reporting.audit_export import AuditFilters, _filtered_tables
 
     return len(list(_filtered_tables(AuditFilters())))
 
@@ -130,7 +137,7 @@ def test_list_queries_do_not_grow_with_the_page(crowded, caller, path):
             f"{url} as {caller}: {counts} queries for page sizes {PAGE_SIZES} (N+1). Extra queries at page_size=6:\n"
             + extra(sqls[6], sqls[1])
         )
-    counting = [s for s in sqls[6] if "COUNT(" in s.upper()]
+    counting = [s for size in PAGE_SIZES for s in sqls[size] if "COUNT(" in s.upper()]
     assert not counting, (url, caller, counting)
 
 
@@ -150,3 +157,18 @@ def test_query_thread_queries_do_not_grow_with_the_messages(crowded, db):
         response, sql = measure(client, f"{API}queries/{pk}/")
         detail[len(response.json()["messages"])] = len(sql)
     assert len(set(detail.values())) == 1, detail
+
+
+def test_verification_status_in_the_list_follows_the_form(crowded, db):
+    """The list reads each form's version in its one query (trials/api/workflow_views.py): a change
+    to a verified form shows as "changed"."""
+    record = TocilizumabDose.objects.filter(subject=crowded.subject_a, voided=False).first()
+    verification = wf.form_verify(user=crowded.users["monitor_a"], record=record)
+    client, url = crowded.client("monitor_a"), f"{API}source-verifications/"
+    assert {r["id"]: r["status"] for r in client.get(url).json()["results"]}[verification.pk] == "verified"
+    response = crowded.client("coordinator_a").patch(
+        f"{API}tocilizumab-doses/{record.pk}/", {"version": record.version, "reason": "source updated",
+                                                 "indication": "icans"}, format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert {r["id"]: r["status"] for r in client.get(url).json()["results"]}[verification.pk] == "changed"

@@ -138,6 +138,7 @@ def test_every_export_is_in_the_access_log_with_its_row_count(course):
     entry = AccessLogEntry.objects.get(resource="assessments")
     assert entry.user == course.users["sponsor"] and entry.row_count == len(rows) == 5 and entry.completed
     assert entry.trial == course.trial
+    assert AccessLogEntry.objects.count() == 1  # the middleware does not log the streamed export twice
 
 
 def test_sponsor_api_reads_are_logged_with_row_counts(course):
@@ -184,3 +185,25 @@ def test_copy_path_gives_the_same_bytes_as_the_python_path(course):
     rows = list(csv.DictReader(io.StringIO(b"".join(export_csv(
         datasets()["assessments"], user=user, trial=course.trial, disclosure=IDENTIFIED).chunks).decode())))
     assert [r["void_reason"] for r in rows if r["voided"] == "true"] == [tricky]
+
+
+def test_sponsor_json_queries_withhold_text_typed_by_people(world):
+    from toxicity import queries
+    from toxicity.models import DailyAssessment
+
+    a = assess(world, world.subject_a, "coordinator_a", 1)
+    query = queries.query_raise(user=world.users["monitor_a"], record_type="toxicity.dailyassessment",
+                                record_id=a.pk, field="temperature_max_c",
+                                text="Mrs Example said she felt feverish at home")
+    queries.query_message(user=world.users["coordinator_a"], query=query, text="Called Mrs Example; source fixed")
+    manager = world.client("data_manager").get(f"/api/v1/queries/{query.pk}/").data
+    assert manager["text"].startswith("Mrs Example") and manager["messages"][-1]["text"].startswith("Called")
+    sponsor = world.client("sponsor").get(f"/api/v1/queries/{query.pk}/").data
+    assert sponsor["text"] == "[withheld]"
+    assert {m["text"] for m in sponsor["messages"]} == {"[withheld]"}
+    thread = world.client("sponsor").get(f"/api/v1/queries/{query.pk}/messages/").data
+    assert "Mrs Example" not in str(thread) and "Mrs Example" not in str(
+        world.client("sponsor").get("/api/v1/queries/").data)
+    rows = get_csv(world, "sponsor", "query-messages")
+    assert rows and all(r["text"] == "[withheld]" for r in rows if r["role"] != "system")
+    assert DailyAssessment.objects.filter(pk=a.pk).exists()

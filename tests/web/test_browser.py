@@ -166,7 +166,7 @@ def test_dsmb_member_requests_a_report_and_sees_it_finish(transactional_db, live
     login(page, base, "rp_dsmb")
     page.get_by_role("link", name="Reports", exact=True).click()
     expect(page.locator("h1")).to_contain_text("Reports")
-    page.get_by_label("Report").select_option("dsmb_closed")
+    page.get_by_label("Report", exact=True).select_option("dsmb_closed")
 
     worker = None
     if not settings.CELERY_TASK_ALWAYS_EAGER:  # a real broker: a worker builds it (embedded pass: in-process)

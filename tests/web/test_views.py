@@ -241,3 +241,21 @@ def test_enrolment_infusion_and_death_forms(world):
     for role in ("monitor_a", "sponsor", "coordinator_b"):
         assert browser(world, role).get(f"/subjects/{subject.pk}/death/").status_code == 404
         assert browser(world, role).get(f"/subjects/{subject.pk}/edit/").status_code == 404
+
+
+def test_log_and_infusion_times_are_the_sites_local_time(world):
+    """Berlin (site 101): 09:00 typed on the form is 09:00 in Berlin, whatever the server's zone."""
+    from zoneinfo import ZoneInfo
+
+    from toxicity.models import IcuStay
+
+    berlin = ZoneInfo(world.site_a.timezone)
+    day = world.subject_a.day0 + timedelta(days=2)
+    client = browser(world, "coordinator_a")
+    url = f"/subjects/{world.subject_a.pk}/logs/icu/"
+    assert client.post(url, {"admitted_at": f"{day.isoformat()}T09:00", "reason": "crs"}).status_code == 302
+    stay = IcuStay.objects.get()
+    local = stay.admitted_at.astimezone(berlin)
+    assert (local.date(), local.hour, local.minute) == (day, 9, 0)
+    page = client.get(f"{url}{stay.pk}/").content.decode()
+    assert f"{day.isoformat()}T09:00" in page  # shown back as typed

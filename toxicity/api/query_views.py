@@ -14,6 +14,23 @@ from trials.models import Trial
 from trials.selectors import scoped, trial_list
 
 
+WITHHELD = "[withheld]"
+
+
+def deidentified(data: dict, *, request, trial_id: int, subject_pk: int, person_typed: bool) -> dict:
+    """Sponsor and DSMB views (reports.md, De-identification): text a person typed is withheld;
+    with date shift, dates (also inside rule texts and raise-time values) move with the subject."""
+    from reporting.deid import RequestView, deidentify_representation
+
+    if request is None:
+        return data
+    if person_typed and not RequestView.of(request).disclosure(trial_id).free_text:
+        data["text"] = WITHHELD
+    dates = [k for k in ("opened_at", "answered_at", "closed_at", "modified_at", "created_at") if k in data]
+    return deidentify_representation(data, request=request, trial_id=trial_id, subject_pk=subject_pk,
+                                     date_fields=dates, text_fields=("text", "values"))
+
+
 class QueryMessageSerializer(serializers.ModelSerializer):
     author = serializers.CharField(source="author.username", default=None, read_only=True)
 
@@ -21,6 +38,11 @@ class QueryMessageSerializer(serializers.ModelSerializer):
         model = QueryMessage
         fields = ["id", "author", "role", "action", "text", "created_at"]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        query = instance.query
+        return deidentified(super().to_representation(instance), request=self.context.get("request"),
+                            trial_id=query.trial_id, subject_pk=query.subject_id, person_typed=instance.role != "system")
 
 
 class QuerySerializer(serializers.ModelSerializer):
@@ -37,6 +59,11 @@ class QuerySerializer(serializers.ModelSerializer):
             "closed_at", "modified_at", "age_days", "allowed_actions",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        return deidentified(super().to_representation(instance), request=self.context.get("request"),
+                            trial_id=instance.trial_id, subject_pk=instance.subject_id,
+                            person_typed=instance.origin == "manual")
 
     def get_age_days(self, query) -> int:
         return queries.open_query_age_days(query)
@@ -104,11 +131,13 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
     def messages(self, request, pk=None):
         query = self.get_object()
         if request.method == "GET":
-            return Response(QueryMessageSerializer(query.messages.select_related("author"), many=True).data)
+            messages = query.messages.select_related("author", "query")
+            return Response(QueryMessageSerializer(messages, many=True, context=self.get_serializer_context()).data)
         body = TextSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         message = queries.query_message(user=request.user, query=query, text=body.validated_data["text"])
-        return Response(QueryMessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        return Response(QueryMessageSerializer(message, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
 
     def _transition(self, request, name):
         query = self.get_object()

@@ -21,7 +21,7 @@ from toxicity.models import (
     TocilizumabDose,
 )
 from trials.api.base import ClinicalViewSet
-from trials.api.filters import ModifiedSinceFilterSet
+from trials.api.filters import IdFilter, ModifiedSinceFilterSet
 from trials.selectors import RoleIndex, scoped
 
 from .serializers import (
@@ -36,8 +36,8 @@ from .serializers import (
 def subject_filterset(model, extra_fields=()):
     """Filters every subject record has: subject, trial, site, modified_since."""
     attrs = {
-        "trial": django_filters.NumberFilter(field_name="subject__trial"),
-        "site": django_filters.NumberFilter(field_name="subject__site"),
+        "trial": IdFilter(field_name="subject__trial"),
+        "site": IdFilter(field_name="subject__site"),
         "Meta": type("Meta", (), {"model": model, "fields": ["subject", *extra_fields]}),
     }
     return type(f"{model.__name__}Filter", (ModifiedSinceFilterSet,), attrs)

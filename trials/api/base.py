@@ -143,7 +143,7 @@ class ClinicalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         instance = self.get_object()
         serializer = self.get_serializer(instance, data=request.data, partial=True)
         reason_key = self.change_reason_key()
-        if reason_key == "reason" and "change_reason" in request.data:
+        if reason_key == "reason" and isinstance(request.data, dict) and "change_reason" in request.data:
             reason_key = "change_reason"
         change = change_serializer(reason_key)(data=request.data)
         valid = [serializer.is_valid(), change.is_valid()]  # both run: the 400 names every bad field

@@ -5,6 +5,17 @@ from rest_framework import serializers
 from trials.models import Infusion, Subject
 
 
+class IdFilter(django_filters.NumberFilter):
+    """An id reached through a relation (``subject__trial``). Django checks the range of integers
+    compared with a column, but not through a relation: beyond 64 bits SQLite raised
+    OverflowError (a 500). Out of range is now a 400 naming the filter."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", -(2**63))
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class ModifiedSinceFilterSet(django_filters.FilterSet):
     modified_since = django_filters.IsoDateTimeFilter(
         field_name="modified_at", lookup_expr="gte", help_text="ISO 8601; rows changed at or after this time."
@@ -18,8 +29,8 @@ class SubjectFilter(ModifiedSinceFilterSet):
 
 
 class InfusionFilter(ModifiedSinceFilterSet):
-    trial = django_filters.NumberFilter(field_name="subject__trial")
-    site = django_filters.NumberFilter(field_name="subject__site")
+    trial = IdFilter(field_name="subject__trial")
+    site = IdFilter(field_name="subject__site")
 
     class Meta:
         model = Infusion

@@ -1,9 +1,9 @@
 """Trials REST resources (api.md): set-up read-only; subjects, infusions and death writable by site data-entry roles."""
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.generics import get_object_or_404  # a malformed id is a 404 here, not a 500
 from rest_framework.response import Response
 
 from trials import selectors, services

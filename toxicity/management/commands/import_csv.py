@@ -38,7 +38,7 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {path}: {exc.strerror}.")
         try:
             report = imports.import_csv(user=user_obj, trial=trial_obj, dataset=dataset, stream_or_text=stream,
-                                        dry_run=dry_run)
+                                        dry_run=dry_run, row_limit=None)  # the command has no request timeout
         except Http404:
             raise CommandError(f"{user} holds no coordinator or investigator role in {trial}.")
         except ValidationError as exc:
