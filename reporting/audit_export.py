@@ -41,7 +41,7 @@ from trials.audit import _NOT_DIFFED, SYSTEM_REASON_PREFIX
 from trials.models import Site, Subject
 from trials.selectors import RoleIndex
 
-from .deid import Disclosure, shift_value, shifts_for
+from .deid import Disclosure, redact_values, shift_value, shifts_for
 from .exports import DATETIME, INT, TEXT, Column, Dataset
 
 # ============================================================================================
@@ -300,6 +300,8 @@ def build_entry(table: AuditedTable, row: tuple, prev: tuple | None, ctx: AuditC
     for f, old, new in raw:
         if f.identifier and not disclosure.identifiers:
             continue
+        if table.label == "toxicity.query" and f.name == "values":
+            old, new = redact_values(old, disclosure), redact_values(new, disclosure)  # shifted below (JSON)
         if f.free_text and not disclosure.free_text:
             old = new = None
         elif shift and f.kind in _SHIFTED_KINDS:

@@ -13,7 +13,7 @@ from toxicity.models import Query, QueryMessage
 from trials.models import Death, Infusion, Subject
 
 from .exports import BOOL, CODES, DATE, DATETIME, DECIMAL, FLOAT, GRADE, INT, JSON, TEXT, Column, Dataset
-from .deid import shifts_for
+from .deid import redact_values, shifts_for
 from .exports import shifted
 from .models import Episode
 
@@ -124,6 +124,8 @@ def _disclosed_rows(*, person_typed: Callable[[dict], bool]):
         for values in qs.values(*paths).iterator(chunk_size=2000):
             if not disclosure.free_text and person_typed(values):
                 values["text"] = WITHHELD
+            if "values" in values:
+                values["values"] = redact_values(values["values"], disclosure)
             row = [values[p] for p in paths]
             if disclosure.shift_dates:
                 days = shifts.get(row[subject_at])

@@ -65,6 +65,19 @@ def shifts_for(trial_id: int) -> dict[int, int]:
     return dict(DateShift.objects.filter(subject__trial_id=trial_id).values_list("subject_id", "days"))
 
 
+IDENTIFIER_FIELDS = frozenset({"date_of_birth"})
+FREE_TEXT_FIELDS = frozenset({"death_cause_other_text", "void_reason"})
+
+
+def redact_values(values, disclosure: "Disclosure"):
+    """A query's raise-time values (``{field: value}``) without what the view may not see: a
+    monitor may raise a query on the birth date or the typed death cause."""
+    if not isinstance(values, dict):
+        return values
+    hidden = (set() if disclosure.identifiers else IDENTIFIER_FIELDS) | (set() if disclosure.free_text else FREE_TEXT_FIELDS)
+    return {k: v for k, v in values.items() if k not in hidden}
+
+
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")  # also the date part of a date-time
 
 

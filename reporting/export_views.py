@@ -1,6 +1,7 @@
 """Streaming CSV exports and the derived episodes over the API (api.md)."""
 import csv
 import io
+from datetime import UTC
 
 import django_filters
 from django.http import StreamingHttpResponse
@@ -74,7 +75,10 @@ def parse_modified_since(request, name="modified_since"):
         value = None
     if value is None or value.tzinfo is None:
         raise ValidationError({name: [f"'{raw}' is not an ISO 8601 date-time with offset, e.g. 2026-11-01T00:00:00Z."]})
-    return value
+    try:
+        return value.astimezone(UTC)  # PostgreSQL refuses offsets beyond +-15:59
+    except OverflowError:
+        raise ValidationError({name: ["This date-time is out of range."]})
 
 
 def _logged(chunks, export, entry_pk):

@@ -214,7 +214,7 @@ def casebook(request, pk):
         "lock": Lock.objects.filter(subject=subject, scope="casebook", unlocked_at__isnull=True).first(),
         "trial_lock": Lock.objects.filter(trial=subject.trial, scope="trial", unlocked_at__isnull=True).first(),
         "log_kinds": [(slug, title) for slug, (_, _, title) in LOG_KINDS.items()],
-        "death": subject.death if hasattr(subject, "death") and not subject.death.voided else None,
+        "death": subject.deaths.filter(voided=False).first(),
         "infusions": subject.infusions.filter(voided=False).order_by("infusion_number"),
     })
 

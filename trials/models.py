@@ -232,7 +232,8 @@ class Subject(ClinicalModel):
 
 
 class Death(ClinicalModel):
-    subject = models.OneToOneField(Subject, on_delete=models.PROTECT, related_name="death")
+    # One live record per subject (death_one_per_subject); a record voided in error may be re-entered.
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="deaths")
     death_date = models.DateField()
     death_primary_cause = models.CharField(max_length=20, choices=DeathCause.choices)
     death_cause_other_text = models.TextField(blank=True, help_text="Required when the primary cause is 'other'.")

@@ -91,7 +91,8 @@ def sign_casebook(request, pk):
     error = None
     if request.method == "POST":
         try:
-            wf.casebook_sign(user=request.user, subject=subject, password=request.POST.get("password", ""))
+            wf.casebook_sign(user=request.user, subject=subject, password=request.POST.get("password", ""),
+                             request=request)
             messages.success(request, "Casebook signed: reviewed and approved.")
             return redirect("casebook", pk=subject.pk)
         except ValidationError as exc:

@@ -1,6 +1,7 @@
 """Source-data verification, locks and signatures: the writes and the guards (workflow.md)."""
 from django.apps import apps
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib.auth import authenticate
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
@@ -155,10 +156,24 @@ def lock_release(*, user, lock: Lock, reason: str) -> Lock:
 # --- signatures -----------------------------------------------------------------------------
 
 
-def casebook_sign(*, user, subject: Subject, password: str) -> CasebookSignature:
+def _password_confirmed(user, password: str, request) -> bool:
+    """The password re-entered, checked through the authentication backends, so failures count
+    towards the lockout like failed logins (django-axes needs the request)."""
+    if not password:
+        return False
+    if request is None:  # a call outside a web request (scripts, tests): nothing to count against
+        return user.check_password(password)
+    try:
+        confirmed = authenticate(request, username=user.get_username(), password=password)
+    except PermissionDenied:  # locked out after repeated failures
+        raise ValidationError({"password": ["Too many failed attempts: signing is blocked for a while. Try again later."]})
+    return confirmed is not None and confirmed.pk == user.pk
+
+
+def casebook_sign(*, user, subject: Subject, password: str, request=None) -> CasebookSignature:
     """An investigator signs a casebook by re-entering the password (21 CFR Part 11 style)."""
     _require(user, {Role.INVESTIGATOR}, subject.trial_id, subject.site_id)
-    if not password or not user.check_password(password):
+    if not _password_confirmed(user, password, request):
         raise ValidationError({"password": ["The password is not correct: the casebook was not signed."]})
     with transaction.atomic():
         Subject.objects.select_for_update().get(pk=subject.pk)

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conftest import build_world
 from toxicity import queries
+from reporting.models import ReportRun
 from toxicity.models import CheckRun, DailyAssessment, IcuStay
 from trials import workflow_services as wf
 from trials.models import Subject
@@ -191,7 +193,7 @@ def build_api_world(*, rows: int = 1, assessment_rows: int | None = None) -> Api
         queries.query_raise(user=monitor, record_type="trials.subject", record_id=subject.pk, field="date_of_birth",
                             text="Please check the birth date.")
         if site == "a":
-            queries.query_raise(user=monitor, record_type="trials.death", record_id=subject.death.pk,
+            queries.query_raise(user=monitor, record_type="trials.death", record_id=subject.deaths.get(voided=False).pk,
                                 field="death_cause_other_text", text="Please give the cause in the source's words.")
         assessment = DailyAssessment.objects.filter(subject=subject, voided=False).first()
         wf.form_verify(user=monitor, record=assessment)
@@ -201,6 +203,13 @@ def build_api_world(*, rows: int = 1, assessment_rows: int | None = None) -> Api
                        reason="reviewed")
         wf.casebook_sign(user=world.users[f"investigator_{site}"], subject=subject, password=PASSWORD)
     CheckRun.objects.create(trial=world.trial, requested_by=world.users["data_manager"])
+    # Finished report runs every report reader may read (the closed DSMB kind has its own tests).
+    for n in range(max(rows, 1) * 6):
+        ReportRun.objects.create(
+            trial=world.trial, kind="ae_report" if n % 2 else "dsmb_open", data_cut=timezone.now(), status="done",
+            requested_by=world.users["data_manager"], file=b"%PDF-1.4 test report", filename=f"report-{n}.pdf",
+            size_bytes=20, data_hash="0" * 64, progress_done=1, progress_total=1,
+        )
     return data
 
 

@@ -28,6 +28,7 @@ ALL = SITE_ROLES | TRIAL_ROLES
 DATA_ENTRY = frozenset({COORDINATOR, INVESTIGATOR})
 REVIEWERS = frozenset({MONITOR, DATA_MANAGER})
 EXPORTERS = ALL - {DSMB}  # DSMB members read DSMB reports, not raw datasets
+REPORT_READERS = frozenset({DATA_MANAGER, SPONSOR, DSMB})
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,12 @@ TABLE.update({
     "exports/{dataset}.csv": {"get": read("csv", roles=EXPORTERS)},
     "sdtm/{domain}.csv": {"get": read("csv", roles=EXPORTERS)},
     "sdtm/define.json": {"get": read(None, roles=EXPORTERS)},
+    # reports (reports.md): AE and open DSMB reports for data manager, sponsor and DSMB; the
+    # closed DSMB report for DSMB only (tests/reporting/test_report_runs.py covers the per-kind rule)
+    "report-runs/": {"get": read("reporting.reportrun", roles=REPORT_READERS), "post": write(REPORT_READERS)},
+    "report-runs/{id}/": {"get": read("reporting.reportrun", roles=REPORT_READERS)},
+    "report-runs/{id}/download/": {"get": read(None, roles=REPORT_READERS)},
+    "registry/summary.csv": {"get": read("csv", roles={DATA_MANAGER, SPONSOR})},
 })
 
 # URL-conf entries under /api/v1/ that are deliberately not in the OpenAPI document.

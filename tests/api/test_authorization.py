@@ -430,6 +430,9 @@ def write_case(api, path, method) -> Write:
     if path == "queries/{id}/reopen/":
         return Write(API + path.format(id=_query_in(api, "closed")), {"text": "Please look again."}, success=200,
                      refusal_fields=QUERY_ROLE_REFUSAL)
+    if path == "report-runs/":
+        return Write(API + path, {"trial": api.trial.pk, "kind": "ae_report"}, site=None, success=201,
+                     refusal_fields={"trial"})
     if path == "check-runs/":
         return Write(API + path, {"trial": api.trial.pk}, site=None, success=202, refusal_fields={"trial"})
     if path == "locks/":

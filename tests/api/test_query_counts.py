@@ -107,7 +107,7 @@ LISTS = [p for p in ep.get_paths() if ep.is_list(p)]
 # GETs under one object ("trials/{id}/sites/"): paginated lists are measured like the collections;
 # the others are one object (a subject's death) or measured below (a query's thread).
 NESTED = [p for p in ep.get_paths() if "{id}/" in p and not p.endswith("{id}/")]
-NOT_PAGINATED = {"subjects/{id}/death/", "queries/{id}/messages/"}
+NOT_PAGINATED = {"subjects/{id}/death/", "queries/{id}/messages/", "report-runs/{id}/download/"}
 
 
 def parent_id(api, path):
@@ -121,6 +121,11 @@ def test_list_queries_do_not_grow_with_the_page(crowded, caller, path):
     url = API + path.replace("{id}", str(parent_id(crowded, path))) if "{id}" in path else API + path
     client = crowded.client(caller)
     params = {"trial": crowded.trial.pk}  # the trial filter, and the audit trail's choice of trial
+    role = caller[:-2] if caller.endswith(("_a", "_b")) else caller
+    if role not in ep.rule_for(path, "get").roles:  # e.g. reports: not for site roles
+        response = client.get(url, {"page_size": 1000, **params})
+        assert response.status_code == 404 or response.json()["results"] == [], (url, caller)
+        return
     measure(client, url, page_size=1000, **params)  # warm-up
     counts, sqls = {}, {}
     for size in PAGE_SIZES:

@@ -124,3 +124,17 @@ def test_failure_limit_and_cool_off_come_from_settings(users, settings):
     assert attempt(client, "lock_alice", "wrong-password").status_code == 200
     response = attempt(client, "lock_alice", "wrong-password")
     assert response.status_code == 429 and "Try again in 30 minutes" in response.content.decode()
+
+
+def test_wrong_signing_passwords_count_towards_the_lockout(world, client):
+    """Re-entering the password to sign a casebook is a login attempt: guessing is locked out too."""
+    from trials.workflow import CasebookSignature
+
+    investigator = world.users["investigator_a"]
+    client.force_login(investigator)
+    url = f"/subjects/{world.subject_a.pk}/sign/"
+    for _ in range(6):
+        client.post(url, {"password": "guess-guess-guess"})
+    response = client.post(url, {"password": "correct-horse-battery"})
+    assert not CasebookSignature.objects.filter(subject=world.subject_a).exists()
+    assert response.status_code == 429  # the lockout page, even with the right password

@@ -30,3 +30,10 @@ def test_sites_and_cohorts_of_a_trial_filter_too(world):
         response = client.get(url, {"modified_since": past})
         assert len(response.data["results"]) >= 1, response.data
         assert client.get(url, {"modified_since": future}).data["results"] == []
+
+
+@pytest.mark.parametrize("resource", ["subjects", "queries", "trials"])
+def test_any_legal_offset_is_accepted(world, resource):
+    """+20:00 is a legal ISO 8601 offset that PostgreSQL would refuse: compared in UTC instead."""
+    response = world.client("data_manager").get(f"/api/v1/{resource}/", {"modified_since": "1803-01-01T00:00:00+20:00"})
+    assert response.status_code == 200 and len(response.data["results"]) >= (resource != "queries")

@@ -26,10 +26,9 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 from simple_history.manager import HistoryManager
@@ -542,11 +541,9 @@ def test_every_write_path_leaves_exactly_one_history_row_per_write(world):
     assert Subject.history.filter(history_change_reason__startswith=SYSTEM_REASON_PREFIX).exists()
 
 
-@pytest.mark.xfail(strict=True, raises=IntegrityError, reason=(
-    "defect found by the workload: Death.subject is a OneToOneField, whose implicit UNIQUE(subject_id) "
-    "also counts voided rows, so the conditional constraint death_one_per_subject (voided=False) never "
-    "gets to allow a new record after a void; the API answers 400 'a concurrent change?'"))
 def test_a_voided_death_can_be_entered_again(world):
+    """Defect found by the workload (fixed): Death.subject was a OneToOneField, whose implicit
+    UNIQUE(subject_id) also counted voided rows, so a death voided in error could not be re-entered."""
     user, subject = world.users["coordinator_a"], world.subject_a
     fields = {"death_date": subject.day0 + timedelta(days=3), "death_primary_cause": "crs"}
     death = trial_services.death_record(subject=subject, user=user, **fields)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from toxicity import check_runs, queries
 from toxicity.models import CheckRun, Query, QueryMessage
 from trials.models import Trial
+from trials.api.filters import UtcIsoDateTimeFilter
 from trials.selectors import scoped, trial_list
 
 
@@ -20,12 +21,15 @@ WITHHELD = "[withheld]"
 def deidentified(data: dict, *, request, trial_id: int, subject_pk: int, person_typed: bool) -> dict:
     """Sponsor and DSMB views (reports.md, De-identification): text a person typed is withheld;
     with date shift, dates (also inside rule texts and raise-time values) move with the subject."""
-    from reporting.deid import RequestView, deidentify_representation
+    from reporting.deid import RequestView, deidentify_representation, redact_values
 
     if request is None:
         return data
-    if person_typed and not RequestView.of(request).disclosure(trial_id).free_text:
+    view = RequestView.of(request).disclosure(trial_id)
+    if person_typed and not view.free_text:
         data["text"] = WITHHELD
+    if "values" in data:
+        data["values"] = redact_values(data["values"], view)
     dates = [k for k in ("opened_at", "answered_at", "closed_at", "modified_at", "created_at") if k in data]
     return deidentify_representation(data, request=request, trial_id=trial_id, subject_pk=subject_pk,
                                      date_fields=dates, text_fields=("text", "values"))
@@ -94,7 +98,7 @@ class TextSerializer(serializers.Serializer):
 class QueryFilter(django_filters.FilterSet):
     rule = django_filters.CharFilter(field_name="rule_id")
     min_age_days = django_filters.NumberFilter(method="filter_min_age", help_text="Opened at least this many days ago.")
-    modified_since = django_filters.IsoDateTimeFilter(field_name="modified_at", lookup_expr="gte")
+    modified_since = UtcIsoDateTimeFilter(field_name="modified_at", lookup_expr="gte")
 
     class Meta:
         model = Query

@@ -1,3 +1,5 @@
+from datetime import timezone as dt_timezone
+
 import django_filters
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
@@ -16,8 +18,27 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """ISO 8601 with any offset Python accepts, compared in UTC (PostgreSQL refuses offsets beyond
+    +-15:59, which a client may legally send: e.g. +20:00 would otherwise fail in the database)."""
+
+    def filter(self, qs, value):
+        return super().filter(qs, to_utc(value))
+
+
+def to_utc(value):
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(dt_timezone.utc)
+    except OverflowError:  # year 1 at a positive offset, 9999 at a negative one
+        raise serializers.ValidationError({"modified_since": ["This date-time is out of range."]})
+
+
 class ModifiedSinceFilterSet(django_filters.FilterSet):
-    modified_since = django_filters.IsoDateTimeFilter(
+    modified_since = UtcIsoDateTimeFilter(
         field_name="modified_at", lookup_expr="gte", help_text="ISO 8601; rows changed at or after this time."
     )
 
@@ -59,7 +80,7 @@ class ModifiedSinceBackend:
             value = form_field.clean(raw)
         except ValidationError:
             raise serializers.ValidationError({self.param: [f"'{raw}' is not an ISO 8601 date-time, e.g. 2026-11-01T00:00:00Z."]})
-        return queryset.filter(modified_at__gte=value)
+        return queryset.filter(modified_at__gte=to_utc(value))
 
     def get_schema_operation_parameters(self, view):
         if not self._applies(view):

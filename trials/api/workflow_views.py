@@ -158,5 +158,6 @@ class SignatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         subject = get_object_or_404(subject_list(user=request.user), pk=subject_pk)
         body = PasswordSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        signature = wf.casebook_sign(user=request.user, subject=subject, password=body.validated_data["password"])
+        signature = wf.casebook_sign(user=request.user, subject=subject, password=body.validated_data["password"],
+                                     request=request._request)
         return Response(SignatureSerializer(signature).data, status=status.HTTP_201_CREATED)
