@@ -141,7 +141,7 @@ def test_death_record_sets_grade_5_on_the_death_date(world):
     trial_services.death_record(subject=world.subject_a, user=world.users["coordinator_a"],
                                 death_date=day(world, 1), death_primary_cause="crs")
     assert grades(world) == {1: 5}
-    death = world.subject_a.death
+    death = world.subject_a.deaths.get(voided=False)
     trial_services.death_record(subject=world.subject_a, user=world.users["coordinator_a"], version=death.version,
                                 reason="autopsy report", death_date=day(world, 1), death_primary_cause="infection")
     assert grades(world) == {1: 4}  # R-CRS-13: death from another cause is not CRS grade 5
