@@ -315,7 +315,13 @@ def test_dsmb_report_on_a_real_worker(world_tx):
     assert run.status == "done", run.error
     assert run.progress_done == run.progress_total > 2 and run.started_at and run.finished_at
     assert run.data_hash == load_snapshot(world.trial, run.data_cut).digest()
-    assert run.data_hash in compact(pdf_text(bytes(run.file)))
+    text = compact(pdf_text(bytes(run.file)))
+    assert run.data_hash in text
+    # the expected tables: grade >= 3 CRS in 1 of 2 infused subjects with its exact interval, by
+    # cohort (closed report) and overall; the stopping rule section with its boundary table
+    assert text.count(compact("1/2 (50.0%; 95% CI 1.3-98.7)")) >= 2
+    assert compact("3. Stopping rule status") in text and compact("Stopping boundary") in text
+    assert world.subject_a.subject_id in text  # the grade >= 3 listing
 
 
 # --- pages --------------------------------------------------------------------------------------

@@ -58,7 +58,11 @@ class SubjectDatesSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         subject_pk = instance.pk if isinstance(instance, Subject) else getattr(instance, "subject_id", None)
         trial_id = instance.trial_id if hasattr(instance, "trial_id") else instance.subject.trial_id
-        date_fields = [n for n, f in self.fields.items() if isinstance(f, (serializers.DateField, serializers.DateTimeField))]
+        date_fields = self.__dict__.get("_date_fields")
+        if date_fields is None:  # once per serializer, not per row
+            date_fields = self._date_fields = [
+                n for n, f in self.fields.items() if isinstance(f, (serializers.DateField, serializers.DateTimeField))
+            ]
         return deidentify_representation(
             data, request=self.context.get("request"), trial_id=trial_id, subject_pk=subject_pk,
             date_fields=date_fields, text_fields=self.shifted_text_fields,
