@@ -32,7 +32,8 @@ from trials import workflow_services as wf
 from trials.audit import RecordLockedError, StaleVersionError
 from trials.models import Subject
 from trials.roles import DATA_ENTRY_ROLES, Role
-from trials.selectors import RoleIndex, scoped, subject_list
+from reporting.deid import IDENTIFIER_FIELDS
+from trials.selectors import RoleIndex, may_see_identifiers, scoped, subject_list
 from trials.services import site_local_date
 from trials.views import in_site_timezone
 from trials.workflow import CasebookSignature, Lock, SourceVerification
@@ -397,6 +398,8 @@ def record_url(q) -> str:
 @login_required
 def query_detail(request, query_pk):
     q = get_object_or_404(scoped(request.user, Query.objects.select_related("subject", "site")), pk=query_pk)
+    if request.method == "POST" and not _roles(request, q.subject) & (queries.SITE | queries.REVIEWERS):
+        raise Http404("No such query.")  # sponsor and DSMB read queries; they take no part in them
     if request.method == "POST":
         action, text = request.POST.get("action"), request.POST.get("text", "")
         try:
@@ -425,7 +428,11 @@ def query_raise(request):
     if not record_id.isdigit():
         raise Http404("No such record.")
     model = wf.record_model(record_type)
-    record = get_object_or_404(scoped(request.user, model.objects.all()), pk=record_id)
+    # Raising a query is a reviewer's act (workflow.md): monitors of the record's site, data managers.
+    record = get_object_or_404(scoped(request.user, model.objects.all(), queries.REVIEWERS), pk=record_id)
+    subject = record if isinstance(record, Subject) else getattr(record, "subject", None)
+    shown = field not in IDENTIFIER_FIELDS or (
+        subject is not None and may_see_identifiers(request.user, subject.trial_id, subject.site_id))
     error = None
     if request.method == "POST":
         try:
@@ -437,7 +444,8 @@ def query_raise(request):
             error = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
     return render(request, "toxicity/query_raise.html", {
         "record": record, "record_type": record_type, "field": field, "error": error,
-        "value": getattr(record, field, ""), "text": request.POST.get("text", ""),
+        "value": getattr(record, field, "") if shown else "(not shown: identifying data)",
+        "text": request.POST.get("text", ""),
     })
 
 

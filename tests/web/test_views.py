@@ -259,3 +259,13 @@ def test_log_and_infusion_times_are_the_sites_local_time(world):
     assert (local.date(), local.hour, local.minute) == (day, 9, 0)
     page = client.get(f"{url}{stay.pk}/").content.decode()
     assert f"{day.isoformat()}T09:00" in page  # shown back as typed
+
+
+def test_raise_page_is_for_reviewers_and_hides_the_birth_date_from_data_managers(world):
+    url = f"/queries/raise/?record_type=trials.subject&record_id={world.subject_a.pk}&field=date_of_birth"
+    born = world.subject_a.date_of_birth.isoformat()
+    assert born in browser(world, "monitor_a").get(url).content.decode()  # a site role of the subject's site
+    manager = browser(world, "data_manager").get(url)
+    assert manager.status_code == 200 and born not in manager.content.decode()
+    for role in ("coordinator_a", "sponsor", "dsmb"):
+        assert browser(world, role).get(url).status_code == 404
