@@ -7,7 +7,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -35,7 +34,6 @@ def main():
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("ANALYZE")
         script = f"""
-import time
 from django.utils import timezone
 from reporting.dsmb import build_dsmb_report
 from reporting.pdf import render_dsmb_pdf
