@@ -13,8 +13,7 @@ from toxicity.models import Query, QueryMessage
 from trials.models import Death, Infusion, Subject
 
 from .exports import BOOL, CODES, DATE, DATETIME, DECIMAL, FLOAT, GRADE, INT, JSON, TEXT, Column, Dataset
-from .deid import redact_values, shifts_for
-from .exports import shifted
+from .deid import redact_values, shifted, shifts_for
 from .models import Episode
 
 IDENTIFIERS = {"date_of_birth"}

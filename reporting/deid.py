@@ -96,6 +96,13 @@ def shift_value(value, days: int):
     return value
 
 
+def shifted(value, days: int | None, disclosure: Disclosure):
+    """A value of a subject for ``disclosure``: moved when dates are shifted (None without an offset)."""
+    if not disclosure.shift_dates:
+        return value
+    return None if days is None else shift_value(value, days)
+
+
 def _shift_iso(match: re.Match, days: int) -> str:
     try:
         return (date(*map(int, match.groups())) + timedelta(days=days)).isoformat()

@@ -10,11 +10,9 @@ from datetime import UTC, date
 
 from .ae_report import AeReport, build_ae_report
 from .snapshot import TrialSnapshot, expected_days
-from .stats import StoppingStatus, posterior_exceeds, stopping_boundary
+from .stats import StoppingStatus, stopping_boundary, stopping_status
 
 QUERY_AGE_BUCKETS = ((0, 7, "< 7 days"), (7, 15, "7-14 days"), (15, 31, "15-30 days"), (31, 10**6, "> 30 days"))
-# Swimmer-plot markers: the therapy kinds of reporting.episodes.Therapy, "icu" and "death".
-MARKERS = ("tocilizumab", "corticosteroid", "anticytokine", "plasma_exchange", "hemofiltration", "icu", "death")
 
 
 @dataclass(frozen=True)
@@ -95,15 +93,12 @@ def build_dsmb_report(snapshot: TrialSnapshot, *, closed: bool) -> DsmbReport:
     # 3. stopping rule: subjects with a grade >= 3 episode among the infused
     overall = ae.groups[-1]
     settings = snapshot.stopping
-    boundary = stopping_boundary(max(overall.n, 20), threshold=settings["threshold"], cutoff=settings["cutoff"],
-                                 prior_a=settings["prior_a"], prior_b=settings["prior_b"])
-    stopping = {}
-    for kind in ("crs", "icans"):
-        events, n = overall.grade3[kind].count, overall.n
-        probability = posterior_exceeds(events, n, threshold=settings["threshold"], prior_a=settings["prior_a"],
-                                        prior_b=settings["prior_b"]) if n else 0.0
-        stopping[kind] = StoppingStatus(n=n, events=events, probability=probability,
-                                        crossed=n > 0 and probability > settings["cutoff"], boundary=boundary)
+    prior = {"threshold": settings["threshold"], "prior_a": settings["prior_a"], "prior_b": settings["prior_b"]}
+    boundary = stopping_boundary(max(overall.n, 20), cutoff=settings["cutoff"], **prior)  # shared by CRS and ICANS
+    stopping = {
+        kind: stopping_status(overall.grade3[kind].count, overall.n, cutoff=settings["cutoff"], boundary=boundary, **prior)
+        for kind in ("crs", "icans")
+    }
     # 4. swimmer lanes
     lanes = []
     for s in snapshot.subjects:

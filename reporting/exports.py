@@ -24,7 +24,7 @@ from django.db.models import DateField, DateTimeField, F, Func, QuerySet, TextFi
 
 from trials.selectors import scoped
 
-from .deid import Disclosure, shift_value, shifts_for
+from .deid import Disclosure, shifts_for
 
 CHUNK_BYTES = 256 * 1024
 ITERATOR_CHUNK_ROWS = 2000
@@ -274,11 +274,4 @@ def _format_rows(values: Iterator[list], columns: list[Column], export: Export) 
         lines.append("")
         yield "\n".join(lines).encode()
     export.rows = count
-
-
-def shifted(value, days: int | None, disclosure: Disclosure):
-    """A value of a subject for the de-identified view (None when an offset is missing)."""
-    if not disclosure.shift_dates:
-        return value
-    return None if days is None else shift_value(value, days)
 

@@ -52,13 +52,15 @@ def stopping_boundary(max_n: int, *, threshold: float, cutoff: float, prior_a: f
 
 
 def stopping_status(events: int, n: int, *, threshold: float, cutoff: float, prior_a: float = 1.0,
-                    prior_b: float = 1.0, table_to: int | None = None) -> StoppingStatus:
+                    prior_b: float = 1.0, table_to: int | None = None,
+                    boundary: list[tuple[int, int | None]] | None = None) -> StoppingStatus:
+    """The monitor for one toxicity; ``boundary`` may be passed when several share the settings."""
     probability = posterior_exceeds(events, n, threshold=threshold, prior_a=prior_a, prior_b=prior_b) if n else 0.0
-    return StoppingStatus(
-        n=n, events=events, probability=probability, crossed=n > 0 and probability > cutoff,
-        boundary=stopping_boundary(max(table_to or 0, n, 1), threshold=threshold, cutoff=cutoff,
-                                   prior_a=prior_a, prior_b=prior_b),
-    )
+    if boundary is None:
+        boundary = stopping_boundary(max(table_to or 0, n, 1), threshold=threshold, cutoff=cutoff,
+                                     prior_a=prior_a, prior_b=prior_b)
+    return StoppingStatus(n=n, events=events, probability=probability, crossed=n > 0 and probability > cutoff,
+                          boundary=boundary)
 
 
 def median_range(values: list[float]) -> tuple[float, float, float] | None:

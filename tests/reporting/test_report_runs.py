@@ -6,19 +6,17 @@ registry summary CSV. On a real Celery worker and Redis when CELERY_BROKER_URL i
 import csv
 import io
 import re
-import time
-from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 from pypdf import PdfReader
 
 import reporting.tasks  # noqa: F401  (registers the task with the app for the in-process worker)
 from config.celery import app
+from tests.toxicity.test_check_runs import BROKER, wait_for, worker  # the same real worker
 from reporting import report_runs
 from reporting.ae_report import summary_csv_rows
 from reporting.dsmb import build_dsmb_report
@@ -27,31 +25,9 @@ from reporting.registry import HEADER
 from reporting.snapshot import load_snapshot
 from toxicity import services
 
-BROKER = not settings.CELERY_TASK_ALWAYS_EAGER
 KINDS = ("ae_report", "dsmb_open", "dsmb_closed")
 NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
 SHOCK = dict(temperature_max_c=Decimal("39.2"), hypotension=True, vasopressors=["norepinephrine"])
-
-
-def wait_for(condition, timeout=120, what="condition"):
-    """Poll a database condition until it holds (synchronising on state, not on time)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@contextmanager
-def worker():
-    if not BROKER:
-        yield
-        return
-    from celery.contrib.testing.worker import start_worker
-
-    app.control.purge()
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=60):
-        yield
 
 
 @pytest.fixture
