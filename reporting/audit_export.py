@@ -37,7 +37,7 @@ from django.apps import apps
 from django.db import models
 from django.db.models import Max, OuterRef, Q, Subquery
 
-from trials.audit import _NOT_DIFFED, SYSTEM_REASON_PREFIX
+from trials.audit import _NOT_DIFFED, SYSTEM_REASON_PREFIX, tracked_fields
 from trials.models import Site, Subject
 from trials.selectors import RoleIndex
 
@@ -108,6 +108,7 @@ def _history_path(path: str | None) -> str | None:
 
     simple-history keeps foreign keys (without database constraints), so ``subject__trial``
     works as it is; only the record itself moves from ``pk`` (``history_id`` there) to ``id``.
+    A column the history does not record has its model's ``history_scope_trial`` instead.
     """
     if path is None:
         return None
@@ -148,7 +149,7 @@ def _table(model) -> AuditedTable:
             identifier=f.name in IDENTIFIER_FIELDS,
         )
         # the same columns as trials.audit.field_changes: all tracked fields but the bookkeeping
-        for f in model._meta.fields
+        for f in tracked_fields(model)
         if f.name not in _NOT_DIFFED and not f.primary_key
     )
     columns = (*_HEAD, *(f.attname for f in fields))
@@ -159,7 +160,8 @@ def _table(model) -> AuditedTable:
 
     return AuditedTable(
         model=model, history=model.history.model, label=model._meta.label_lower,
-        trial_path=_history_path(model.scope_trial), site_path=_history_path(model.scope_site),
+        trial_path=_history_path(getattr(model, "history_scope_trial", model.scope_trial)),
+        site_path=_history_path(model.scope_site),
         subject_attname=subject_attname, fields=fields, columns=columns,
         subject_index=_RECORD_ID if subject_attname == "id" else index(subject_attname),
         voided_index=index("voided"), voided_at_index=index("voided_at"),

@@ -21,7 +21,7 @@ FREE_TEXT = {"void_reason", "death_cause_other_text"}
 CODE_LISTS = {"vasopressors", "flags", "seriousness"}
 GRADES = {"crs_grade_derived", "icans_grade_derived", "ctcae_crs_grade_derived"}
 AUDIT = ("version", "voided", "void_reason", "created_at", "modified_at")
-NOT_EXPORTED = {"suppressed_values", "raised_in_run", "closed_in_run"}
+NOT_EXPORTED = {"suppressed_values", "raised_in_run", "closed_in_run", "subject_trial"}  # subject_trial: an index key
 
 
 def _kind(f: models.Field) -> str:
@@ -66,7 +66,9 @@ SUBJECT_ID = {"subject": ("subject_id", "subject__subject_id")}
 
 
 def _subject_record(name: str, model) -> Dataset:
-    return Dataset(name, model, "subject__trial", model_columns(model, related=SUBJECT_ID), subject_path="subject")
+    # The trial filter on the indexed copy of the subject's trial where the model has one (SubjectRecord).
+    trial_path = "subject_trial" if any(f.name == "subject_trial" for f in model._meta.fields) else "subject__trial"
+    return Dataset(name, model, trial_path, model_columns(model, related=SUBJECT_ID), subject_path="subject")
 
 
 def _catalogue() -> dict[str, Dataset]:

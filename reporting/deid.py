@@ -127,7 +127,8 @@ class RequestView:
 
     def disclosure(self, trial_id: int) -> Disclosure:
         if trial_id not in self._disclosures:
-            self._disclosures[trial_id] = disclosure(self.user, Trial.objects.get(pk=trial_id))
+            trial = Trial.objects.only("export_date_shift").get(pk=trial_id)
+            self._disclosures[trial_id] = disclosure(self.user, trial)
         return self._disclosures[trial_id]
 
     def shift_days(self, trial_id: int, subject_pk: int) -> int | None:
@@ -136,16 +137,29 @@ class RequestView:
         return self._shifts[trial_id].get(subject_pk)
 
 
+def representation_shifter(request, trial_id: int, fields: tuple[str, ...]):
+    """``shift(data, subject_pk)``, moving ``fields`` of one API representation of ``trial_id``
+    by the subject's offset when the caller's view shifts dates; None when it does not."""
+    if request is None:
+        return None
+    view = RequestView.of(request)
+    if not view.disclosure(trial_id).shift_dates:
+        return None
+
+    def shift(data: dict, subject_pk: int | None) -> dict:
+        if subject_pk is None:
+            return data
+        days = view.shift_days(trial_id, subject_pk)
+        for name in fields:
+            if name in data:
+                data[name] = None if days is None else shift_value(data[name], days)
+        return data
+
+    return shift
+
+
 def deidentify_representation(data: dict, *, request, trial_id: int, subject_pk: int | None,
                               date_fields: list[str], text_fields: tuple[str, ...] = ()) -> dict:
     """Shift a subject's dates in one API representation when the caller's view says so."""
-    if request is None:
-        return data
-    view = RequestView.of(request)
-    if not view.disclosure(trial_id).shift_dates or subject_pk is None:
-        return data
-    days = view.shift_days(trial_id, subject_pk)
-    for name in (*date_fields, *text_fields):
-        if name in data:
-            data[name] = None if days is None else shift_value(data[name], days)
-    return data
+    shift = representation_shifter(request, trial_id, (*date_fields, *text_fields))
+    return data if shift is None else shift(data, subject_pk)

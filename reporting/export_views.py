@@ -15,9 +15,11 @@ from rest_framework.views import APIView
 
 from trials.api.base import SubjectDatesSerializer
 from trials.api.filters import IdFilter, ModifiedSinceFilterSet
+from trials.api.json_rows import JsonRows
+from trials.api.rows import RowListMixin
 from trials.models import Trial
 from trials.roles import Role
-from trials.selectors import RoleIndex, scoped, trial_list
+from trials.selectors import RoleIndex, scoped
 
 from .datasets import datasets
 from .deid import disclosure
@@ -92,8 +94,9 @@ def _logged(chunks, export, entry_pk):
 
 
 def log_access(request, *, resource: str, status_code: int, row_count, trial=None, completed=True) -> AccessLogEntry:
+    """``trial``: a Trial or its id."""
     return AccessLogEntry.objects.create(
-        user=request.user, trial=trial, method=request.method, path=request.path[:300],
+        user=request.user, trial_id=getattr(trial, "pk", trial), method=request.method, path=request.path[:300],
         query=request.META.get("QUERY_STRING", "")[:1000], resource=resource, status_code=status_code,
         row_count=row_count, completed=completed,
     )
@@ -167,7 +170,7 @@ class EpisodeFilter(ModifiedSinceFilterSet):
         fields = ["subject", "trial", "site", "kind", "min_grade", "serious", "ongoing"]
 
 
-class EpisodeViewSet(viewsets.ReadOnlyModelViewSet):
+class EpisodeViewSet(RowListMixin, viewsets.ReadOnlyModelViewSet):
     """CRS and ICANS episodes derived from the daily grades, each also an adverse event (reports.md).
 
     Recomputed in the same transaction as every change to a subject's data; an episode that no
@@ -217,13 +220,14 @@ class AccessLogMiddleware:
         data = getattr(response, "data", None)
         if response.status_code >= 400 or data is None:
             return 0
-        if isinstance(data, dict) and isinstance(data.get("results"), list):
+        if isinstance(data, dict) and isinstance(data.get("results"), (list, JsonRows)):
             return len(data["results"])
         return len(data) if isinstance(data, list) else 1
 
     @staticmethod
     def _trial(request):
+        """The id of the ``trial`` asked for, if the caller holds a role in it (no query)."""
         raw = request.GET.get("trial", "")
-        if raw.isdigit():
-            return trial_list(user=request.user).filter(pk=int(raw)).first()
+        if raw.isdigit() and int(raw) in RoleIndex.for_user(request.user).grants:
+            return int(raw)
         return None

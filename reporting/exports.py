@@ -134,7 +134,7 @@ class _Format(Func):
         super().__init__(expression, template=template)
 
 
-class _ShiftDate(Func):
+class ShiftDate(Func):
     """``date + offset days`` (PostgreSQL)."""
 
     arg_joiner = " + "
@@ -142,7 +142,7 @@ class _ShiftDate(Func):
     output_field = DateField()
 
 
-class _ShiftDatetime(Func):
+class ShiftDatetime(Func):
     output_field = DateTimeField()
     template = "(%(expressions)s)"
 
@@ -154,9 +154,9 @@ class _ShiftDatetime(Func):
 def _sql_expression(column: Column, shift_path: str | None):
     expr = F(column.path)
     if shift_path and column.shift and column.kind == DATE:
-        return _ShiftDate(expr, F(shift_path))
+        return ShiftDate(expr, F(shift_path))
     if shift_path and column.shift and column.kind == DATETIME:
-        return _Format(_ShiftDatetime(expr, F(shift_path)), _SQL[DATETIME])
+        return _Format(ShiftDatetime(expr, F(shift_path)), _SQL[DATETIME])
     return _Format(expr, _SQL[column.kind])
 
 
@@ -206,12 +206,12 @@ def export_csv(dataset: Dataset, *, user, trial, disclosure: Disclosure, modifie
     return export
 
 
-def _shift_lookup(subject_path: str) -> str:
+def shift_lookup(subject_path: str) -> str:
     return "date_shift__days" if subject_path == "pk" else f"{subject_path}__date_shift__days"
 
 
 def _copy_rows(qs: QuerySet, columns: list[Column], subject_path: str | None, export: Export) -> Iterator[bytes]:
-    shift_path = _shift_lookup(subject_path) if subject_path else None
+    shift_path = shift_lookup(subject_path) if subject_path else None
     names = {f"c{i}": _sql_expression(c, shift_path) for i, c in enumerate(columns)}
     sql, params = qs.annotate(**names).values_list(*names).query.sql_with_params()
     with connection.cursor() as cursor:
@@ -226,7 +226,7 @@ def _python_rows(qs: QuerySet, columns: list[Column], subject_path: str | None, 
     shiftable = [bool(subject_path) and c.shift and c.kind in (DATE, DATETIME) for c in columns]
     paths = [c.path for c in columns]
     if subject_path:
-        paths.append(_shift_lookup(subject_path))
+        paths.append(shift_lookup(subject_path))
     def cell(i, value, days):
         if shiftable[i] and value is not None:
             value = None if days is None else value + timedelta(days=days)  # no offset: no date at all

@@ -36,8 +36,6 @@ from .choices import (
     Seriousness,
 )
 
-SUBJECT_SCOPE = ("subject__trial", "subject__site")
-
 
 def grade_field(help_text):
     """A derived grade 0-5; NULL is "NE" (not evaluable), which always comes with a flag."""
@@ -49,13 +47,47 @@ def reported_grade_field(help_text):
 
 
 class SubjectRecord(ClinicalModel):
-    """A clinical record of one subject, scoped by the subject's trial and site."""
+    """A clinical record of one subject, scoped by the subject's trial and site.
+
+    ``subject_trial`` repeats the subject's trial so that a trial's rows are one index range
+    (``(subject_trial, id)``): through the join, the first page of a trial's list walked the whole
+    primary key when another trial held a million earlier rows. It is derived and immutable, so
+    the audit history does not record it (``trials.audit``); history tables scope through the
+    subject (``history_scope_trial``).
+    """
 
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="+")
-    scope_trial, scope_site = SUBJECT_SCOPE
+    subject_trial = models.ForeignKey(
+        "trials.Trial", on_delete=models.PROTECT, related_name="+", editable=False, db_index=False,
+        help_text="The subject's trial, copied at creation for indexed scoping "
+                  "(a subject never changes trial; a record never changes subject)",
+    )
+    scope_trial, scope_site = "subject_trial", "subject__site"
+    history_scope_trial = "subject__trial"
 
     class Meta:
         abstract = True
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and self.subject_trial_id is None:
+            self.subject_trial_id = self.subject.trial_id
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def before_bulk_insert(cls, objs: list["SubjectRecord"]) -> None:
+        """``trials.bulk.bulk_insert`` writes rows without ``save()``: fill ``subject_trial`` as
+        ``save()`` does, from the subjects in memory, else in one query for the others."""
+        subject = cls._meta.get_field("subject")
+        todo = [o for o in objs if o.subject_trial_id is None]
+        for o in todo:
+            if subject.is_cached(o):
+                o.subject_trial_id = o.subject.trial_id
+        rest = {o.subject_id for o in todo if o.subject_trial_id is None}
+        if rest:
+            trial_of = dict(Subject.objects.filter(pk__in=rest).values_list("pk", "trial_id"))
+            for o in todo:
+                if o.subject_trial_id is None:
+                    o.subject_trial_id = trial_of.get(o.subject_id)
 
 
 class DailyAssessment(SubjectRecord):
@@ -119,6 +151,7 @@ class DailyAssessment(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "assessment_date"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="assessment_trial_id_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["subject", "assessment_date"], condition=Q(voided=False), name="assessment_one_per_subject_day"
@@ -163,6 +196,7 @@ class TocilizumabDose(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "administered_at"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="toci_trial_id_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(dose_mg__gt=0, dose_mg__lte=1600), name="toci_dose_mg_range"),
         ]
@@ -178,6 +212,7 @@ class CorticosteroidDose(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "administered_at"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="steroid_trial_id_idx")]
         constraints = [models.CheckConstraint(condition=Q(dose_mg__gt=0), name="steroid_dose_mg_positive")]
 
 
@@ -192,6 +227,7 @@ class AnticytokineDose(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "administered_at"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="anticytokine_trial_id_idx")]
         constraints = [models.CheckConstraint(condition=Q(dose_mg__gt=0), name="anticytokine_dose_mg_positive")]
 
 
@@ -216,6 +252,7 @@ class PlasmaExchange(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "started_at"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="tpe_trial_id_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(hematocrit_fraction__gte=Decimal("0.10"), hematocrit_fraction__lte=Decimal("0.70")),
@@ -242,6 +279,7 @@ class HemofiltrationSession(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "started_at"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="crrt_trial_id_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(ended_at__isnull=True) | Q(ended_at__gt=models.F("started_at")), name="crrt_ends_after_start"
@@ -257,6 +295,7 @@ class IcuStay(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "admitted_at"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="icu_trial_id_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(discharged_at__isnull=True) | Q(discharged_at__gte=models.F("admitted_at")),
@@ -298,6 +337,7 @@ class AdverseEvent(SubjectRecord):
 
     class Meta:
         ordering = ["subject", "onset_date", "id"]
+        indexes = [models.Index(fields=["subject_trial", "id"], name="ae_trial_id_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=5), name="ae_grade_range"),
             models.CheckConstraint(

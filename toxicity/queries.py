@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from toxicity.checks import Finding, SubjectSnapshot, job_only_rules, run_rules
 from toxicity.checks import records as r
+from trials.audit import tracked_fields
 from trials.bulk import bulk_insert
 from trials.models import Death, Infusion, Subject
 from trials.notifications import notify_on_commit
@@ -324,7 +325,7 @@ def query_raise(*, user, record_type: str, record_id: int, field: str, text: str
     subject = record if isinstance(record, Subject) else record.subject
     role = _acting_role(user, Query(trial_id=subject.trial_id, site_id=subject.site_id), REVIEWERS)
     errors = {}
-    if field not in {f.name for f in model._meta.fields}:
+    if field not in {f.name for f in tracked_fields(model)}:  # the audited fields, not index keys
         errors["field"] = [f"{model._meta.verbose_name} has no field '{field}'."]
     if not (text or "").strip():
         errors["text"] = ["Write the question."]

@@ -67,12 +67,36 @@ class AuditedQuerySet(models.QuerySet):
         self._refuse("update_or_create()")
 
 
+# Columns of some audited models that are derived and never change, so not worth a history column.
+NOT_TRACKED = ("subject_trial",)  # toxicity.models.SubjectRecord: the subject's trial, for indexed scoping
+
+
+class _HistoricalRecords(HistoricalRecords):
+    """simple-history with ``excluded_fields`` that only some of the inheriting models have.
+
+    simple-history hands the whole list to every history model, and ``HistoricalX.instance``
+    (admin history pages, ``history.as_of()``) looks each name up on the model: FieldDoesNotExist
+    on the models without it. Each history model keeps the names its model has.
+    """
+
+    def create_history_model(self, model, inherited):
+        history = super().create_history_model(model, inherited)
+        own = {f.name for f in model._meta.fields}
+        history._history_excluded_fields = [name for name in self.excluded_fields if name in own]
+        return history
+
+
+def tracked_fields(model: type[models.Model]) -> list[models.Field]:
+    """The concrete fields the history records (the model's, less ``NOT_TRACKED``), in model order."""
+    return model.history.model.tracked_fields
+
+
 class AuditedModel(models.Model):
     """Common columns of audited rows: history, timestamps, and no hard delete."""
 
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True, db_index=True)
-    history = HistoricalRecords(inherit=True)
+    history = _HistoricalRecords(inherit=True, excluded_fields=NOT_TRACKED)
 
     objects = AuditedQuerySet.as_manager()
 
@@ -110,7 +134,7 @@ def field_changes(history_row) -> dict[str, tuple[Any, Any]]:
     """
     previous = history_row.prev_record
     changes = {}
-    for f in history_row.instance_type._meta.fields:
+    for f in tracked_fields(history_row.instance_type):
         if f.name in _NOT_DIFFED or f.primary_key:
             continue
         new = getattr(history_row, f.attname)

@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from .audit import AFTER_WRITE, WRITE_GUARDS
+from .audit import AFTER_WRITE, WRITE_GUARDS, tracked_fields
 
 
 def _converter(field, vendor):
@@ -75,9 +75,12 @@ def bulk_insert(model, objs: list, *, history_reason: str | None = None, history
                 history_user_ids: list | None = None) -> list:
     """Insert new rows as they stand (no write guards, no hooks) and, with ``history_reason``, one
     "+" history row each, by ``history_user_id`` (or ``history_user_ids``, one per row). Sets the
-    primary keys; ``auto_now`` / ``auto_now_add`` columns get the same moment, as the history date."""
+    primary keys; ``auto_now`` / ``auto_now_add`` columns get the same moment, as the history date.
+    A model's ``before_bulk_insert(objs)`` fills what its ``save()`` would (``SubjectRecord.subject_trial``)."""
     if not objs:
         return objs
+    if hasattr(model, "before_bulk_insert"):
+        model.before_bulk_insert(objs)
     now = timezone.now()
     fields = [f for f in model._meta.local_concrete_fields]
     stamped = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
@@ -101,9 +104,13 @@ def bulk_insert(model, objs: list, *, history_reason: str | None = None, history
             history = model.history.model
             history_date = now if connection.vendor == "postgresql" else convert_datetime_sqlite(now)
             users = history_user_ids if history_user_ids is not None else [history_user_id] * len(rows)
+            recorded = {f.name for f in tracked_fields(model)}
+            keep = [i for i, f in enumerate(fields) if f.name in recorded]
+            if len(keep) < len(fields):  # columns the history does not record (trials.audit.NOT_TRACKED)
+                rows = ([row[i] for i in keep] for row in rows)
             _write(
                 cursor, history._meta.db_table,
-                [history._meta.get_field(f.name).column for f in fields]
+                [history._meta.get_field(fields[i].name).column for i in keep]
                 + ["history_date", "history_change_reason", "history_type", "history_user_id"],
                 [row + [history_date, history_reason, "+", user] for row, user in zip(rows, users)],
             )

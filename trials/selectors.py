@@ -26,7 +26,8 @@ class RoleIndex:
             return cached
         grants: dict[int, dict[str, set[int | None]]] = {}
         if user is not None and user.is_authenticated and user.is_active:
-            for trial_id, site_id, role in Membership.objects.filter(user=user).values_list("trial_id", "site_id", "role"):
+            memberships = Membership.objects.filter(user=user).order_by()  # no join for the model's ordering
+            for trial_id, site_id, role in memberships.values_list("trial_id", "site_id", "role"):
                 grants.setdefault(trial_id, {}).setdefault(role, set()).add(site_id)
         index = cls(grants)
         if user is not None:

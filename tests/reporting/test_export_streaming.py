@@ -25,6 +25,8 @@ def insert_days(subject_ids: list[int], day0: date, days: int) -> None:
     for f in fields:
         if f.attname == "subject_id":
             exprs.append("s.id")
+        elif f.attname == "subject_trial_id":
+            exprs.append("s.trial_id")
         elif f.attname == "assessment_date":
             exprs.append("s.day0 + d.n" if connection.vendor == "postgresql" else "date(s.day0, '+' || d.n || ' days')")
         elif f.attname == "study_day":

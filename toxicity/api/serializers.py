@@ -22,8 +22,14 @@ class GradeField(serializers.Field):
         super().__init__(**kwargs)
 
     def get_attribute(self, instance):
-        value = getattr(instance, self.source)
-        return "NE" if value is None else value  # DRF would render None as null without asking us
+        return self.represent_stored(getattr(instance, self.source))  # DRF would render None as null
+
+    represent_stored_sql = "COALESCE(to_json(%(expressions)s), '\"NE\"'::json)"  # trials.api.json_rows
+
+    @staticmethod
+    def represent_stored(value):
+        """The stored grade as shown, also for list pages built from rows (trials.api.rows)."""
+        return "NE" if value is None else value
 
     def to_representation(self, value):
         return value

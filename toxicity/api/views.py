@@ -34,9 +34,13 @@ from .serializers import (
 
 
 def subject_filterset(model, extra_fields=()):
-    """Filters every subject record has: subject, trial, site, modified_since."""
+    """Filters every subject record has: subject, trial, site, modified_since.
+
+    ``trial`` reads the record's own indexed copy of the subject's trial (``SubjectRecord.subject_trial``):
+    through the join, a trial's first page walked the whole primary key of a large table.
+    """
     attrs = {
-        "trial": IdFilter(field_name="subject__trial"),
+        "trial": IdFilter(field_name="subject_trial"),
         "site": IdFilter(field_name="subject__site"),
         "Meta": type("Meta", (), {"model": model, "fields": ["subject", *extra_fields]}),
     }

@@ -14,6 +14,8 @@ from trials.models import Subject
 from trials.roles import ALL_ROLES, DATA_ENTRY_ROLES
 from trials.selectors import RoleIndex
 
+from .rows import RowListMixin
+
 
 VERSION_HELP = "The version you edited; a stale version is refused with 409."
 REASON_HELP = "Why the data change, e.g. 'transcription error'."
@@ -48,25 +50,59 @@ class WriteSerializer(serializers.ModelSerializer):
 
 class SubjectDatesSerializer(serializers.ModelSerializer):
     """Sponsor and DSMB views of a trial with ``export_date_shift`` see every date of a subject
-    moved by the subject's offset (reports.md, De-identification), as in the CSV exports."""
+    moved by the subject's offset (reports.md, De-identification), as in the CSV exports.
+
+    The representation is the fields' followed by :meth:`deidentify`; list pages compute the
+    same from database rows (``trials.api.rows``) unless a subclass overrides ``to_representation``.
+    """
 
     shifted_text_fields: tuple[str, ...] = ()
 
     def to_representation(self, instance):
-        from reporting.deid import deidentify_representation
-
-        data = super().to_representation(instance)
         subject_pk = instance.pk if isinstance(instance, Subject) else getattr(instance, "subject_id", None)
         trial_id = instance.trial_id if hasattr(instance, "trial_id") else instance.subject.trial_id
-        date_fields = self.__dict__.get("_date_fields")
-        if date_fields is None:  # once per serializer, not per row
-            date_fields = self._date_fields = [
-                n for n, f in self.fields.items() if isinstance(f, (serializers.DateField, serializers.DateTimeField))
-            ]
-        return deidentify_representation(
-            data, request=self.context.get("request"), trial_id=trial_id, subject_pk=subject_pk,
-            date_fields=date_fields, text_fields=self.shifted_text_fields,
-        )
+        return self.deidentify(super().to_representation(instance), trial_id=trial_id, subject_pk=subject_pk)
+
+    @classmethod
+    def represents_rows(cls) -> bool:
+        return cls.to_representation is SubjectDatesSerializer.to_representation
+
+    @classmethod
+    def date_fields(cls) -> list[str]:
+        found = cls.__dict__.get("_date_fields")
+        if found is None:  # once per class, not per row
+            found = [n for n, f in cls().fields.items() if isinstance(f, (serializers.DateField, serializers.DateTimeField))]
+            cls._date_fields = found
+        return found
+
+    def deidentify(self, data: dict, *, trial_id: int, subject_pk: int | None) -> dict:
+        step = self.deidentifier(trial_id)
+        return data if step is None else step(data, subject_pk)
+
+    def withheld_fields(self, disclosure) -> tuple[str, ...]:
+        """Keys left out of the representation for a view (``reporting.deid.Disclosure``)."""
+        return ()
+
+    def deidentifier(self, trial_id: int):
+        """``step(data, subject_pk)``: what the caller's view of ``trial_id`` does to one
+        representation (withheld keys, shifted dates), or None when it changes nothing; decided
+        once per trial for a page. Row and SQL pages (trials.api.rows, json_rows) do the same."""
+        from reporting.deid import RequestView, representation_shifter
+
+        request = self.context.get("request")
+        if request is None:
+            return None
+        withheld = self.withheld_fields(RequestView.of(request).disclosure(trial_id))
+        shift = representation_shifter(request, trial_id, (*self.date_fields(), *self.shifted_text_fields))
+        if not withheld:
+            return shift
+
+        def withhold(data: dict, subject_pk: int | None) -> dict:
+            for key in withheld:
+                data.pop(key, None)
+            return data if shift is None else shift(data, subject_pk)
+
+        return withhold
 
 
 class ClinicalSerializer(SubjectDatesSerializer):
@@ -77,21 +113,14 @@ class ClinicalSerializer(SubjectDatesSerializer):
     class Meta:
         read_only_fields = ("id", "version", "voided", "void_reason", "created_at", "modified_at")
 
-    def to_representation(self, instance):
-        from reporting.deid import RequestView
-
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is not None and "void_reason" in data:
-            # The reason is typed by the site: withheld from sponsor and DSMB as in the CSV exports
-            # (reports.md, De-identification); the disclosure is cached per request and trial.
-            trial_id = instance.trial_id if hasattr(instance, "trial_id") else instance.subject.trial_id
-            if not RequestView.of(request).disclosure(trial_id).free_text:
-                del data["void_reason"]
-        return data
+    def withheld_fields(self, disclosure) -> tuple[str, ...]:
+        # The void reason is typed by the site: withheld from sponsor and DSMB as in the CSV
+        # exports (reports.md, De-identification).
+        return () if disclosure.free_text else ("void_reason",)
 
 
-class ClinicalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class ClinicalViewSet(RowListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                      viewsets.GenericViewSet):
     """List, detail, create (POST), PATCH with version and reason, POST .../void/; no DELETE."""
 
     http_method_names = ["get", "post", "put", "patch", "head", "options"]  # PUT only where an action allows it

@@ -8,3 +8,8 @@ class StableCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def _get_position_from_instance(self, instance, ordering):
+        if isinstance(instance, tuple):  # a values_list row of trials.api.rows: the pk comes first
+            return str(instance[0])
+        return super()._get_position_from_instance(instance, ordering)
