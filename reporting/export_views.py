@@ -15,8 +15,7 @@ from rest_framework.views import APIView
 
 from trials.api.base import SubjectDatesSerializer
 from trials.api.filters import IdFilter, ModifiedSinceFilterSet
-from trials.api.json_rows import JsonRows
-from trials.api.rows import RowListMixin
+from trials.api.json_rows import JsonRows, RowListMixin
 from trials.models import Trial
 from trials.roles import Role
 from trials.selectors import RoleIndex, scoped

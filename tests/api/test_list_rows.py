@@ -12,8 +12,8 @@ from django.utils import timezone
 from toxicity import services
 from toxicity.models import DailyAssessment
 from trials.api import json_rows, rows
-from trials.api.json_rows import JsonRowsPage
-from trials.api.rows import RowListMixin, row_plan
+from trials.api.json_rows import JsonRowsPage, RowListMixin
+from trials.api.rows import row_plan
 
 from .conftest import API, USERS
 
@@ -28,12 +28,18 @@ def _list_views(patterns=None, prefix=""):
             yield prefix + str(p.pattern), p.callback.cls
 
 
-ROW_RESOURCES = sorted({
-    path.replace("^", "").removeprefix("api/v1/").split("/")[0].split("\\.")[0]
-    for path, cls in _list_views()
-    if issubclass(cls, RowListMixin) and row_plan(cls.read_serializer_class if hasattr(cls, "read_serializer_class")
-                                                  and cls.read_serializer_class else cls.serializer_class)
-})
+def list_resources() -> dict:
+    """``{resource: view class}`` of every list endpoint under /api/v1/."""
+    return {path.replace("^", "").removeprefix("api/v1/").split("/")[0].split("\\.")[0]: cls
+            for path, cls in _list_views()}
+
+
+def _read_serializer(cls):
+    return getattr(cls, "read_serializer_class", None) or cls.serializer_class
+
+
+ROW_RESOURCES = sorted(name for name, cls in list_resources().items()
+                       if issubclass(cls, RowListMixin) and row_plan(_read_serializer(cls)))
 
 
 def test_the_high_volume_lists_use_rows():

@@ -3,7 +3,11 @@
 A resource declares its selector and its services; everything else (404 outside scope, 409
 on a stale version, the reason after first save, "entered in error") is the same everywhere.
 """
-from drf_spectacular.utils import extend_schema
+from functools import cache
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -14,7 +18,7 @@ from trials.models import Subject
 from trials.roles import ALL_ROLES, DATA_ENTRY_ROLES
 from trials.selectors import RoleIndex
 
-from .rows import RowListMixin
+from .json_rows import RowListMixin
 
 
 VERSION_HELP = "The version you edited; a stale version is refused with 409."
@@ -119,10 +123,67 @@ class ClinicalSerializer(SubjectDatesSerializer):
         return () if disclosure.free_text else ("void_reason",)
 
 
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class StaleVersionSerializer(serializers.Serializer):
+    version = serializers.ListField(child=serializers.CharField(), help_text="Why the change was refused.")
+    current_version = serializers.IntegerField(help_text="The stored version: reload, reapply, resend.")
+
+
+ERROR_RESPONSES = {
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description='Every bad field named: {"field_name": ["message"], ...}'),
+    404: OpenApiResponse(DetailSerializer, description="No such record, or outside the caller's trials and sites."),
+    409: OpenApiResponse(StaleVersionSerializer, description="`version` is stale: someone else changed the record."),
+    423: OpenApiResponse(DetailSerializer, description="The record, its casebook or its trial is locked."),
+}
+
+
+@cache
+def change_request_serializer(write_serializer_class, reason_key: str):
+    """The documented PATCH body: any of the write fields, plus the required ``version`` and reason."""
+    meta = type("Meta", (write_serializer_class.Meta,), {"fields": [*write_serializer_class.Meta.fields, "version",
+                                                                    reason_key]})
+    name = write_serializer_class.__name__.replace("WriteSerializer", "ChangeSerializer")
+    return type(name, (write_serializer_class,), {
+        "Meta": meta, "required_in_patch": ("version", reason_key),
+        "version": serializers.IntegerField(min_value=1, help_text=VERSION_HELP),
+        reason_key: serializers.CharField(help_text=REASON_HELP),
+    })
+
+
+class ClinicalSchema(AutoSchema):
+    """What ClinicalViewSet writes take and answer (api.md): a PATCH carries ``version`` and the
+    reason; create, PATCH and void answer with the record's read representation; errors as api.md."""
+
+    def get_request_serializer(self):
+        if self.view.action == "partial_update":
+            return change_request_serializer(self.view.write_serializer_class, self.view.change_reason_key())
+        return super().get_request_serializer()
+
+    def get_response_serializers(self):
+        read, action = self.view.read_serializer_class, self.view.action
+        if action == "create":
+            return {201: read, 400: ERROR_RESPONSES[400], 404: ERROR_RESPONSES[404], 423: ERROR_RESPONSES[423]}
+        if action in ("partial_update", "void"):
+            return {200: read, **ERROR_RESPONSES}
+        return super().get_response_serializers()
+
+    def _map_basic_serializer(self, serializer, direction):
+        # drf-spectacular makes every field of a PATCH body optional; version and reason are not.
+        schema = super()._map_basic_serializer(serializer, direction)
+        needed = getattr(serializer, "required_in_patch", ())
+        if needed and direction == "request":
+            schema["required"] = [*schema.get("required", []), *(n for n in needed if n not in schema.get("required", []))]
+        return schema
+
+
 class ClinicalViewSet(RowListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                       viewsets.GenericViewSet):
     """List, detail, create (POST), PATCH with version and reason, POST .../void/; no DELETE."""
 
+    schema = ClinicalSchema()
     http_method_names = ["get", "post", "put", "patch", "head", "options"]  # PUT only where an action allows it
     write_roles = DATA_ENTRY_ROLES
     read_serializer_class = None
@@ -191,7 +252,7 @@ class ClinicalViewSet(RowListMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         )
         return Response(self.read_serializer_class(instance, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=VoidSerializer, responses={200: None})
+    @extend_schema(request=VoidSerializer)
     @action(detail=True, methods=["post"])
     def void(self, request, *args, **kwargs):
         """Mark the record entered in error, with a reason; it stays in the audit trail."""

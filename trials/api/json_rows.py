@@ -18,16 +18,17 @@ import re
 from collections.abc import Sequence
 from functools import cache
 
-from django.db import connection
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, TextField
 from django.db.models.expressions import Col, Expression
 from django.utils import timezone
 from rest_framework import ISO_8601
 from rest_framework import fields as drf_fields
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from .rows import FORMATTED, PLAIN, STORED, DATETIME, _model_field, row_plan
+from . import rows
+from .rows import DATETIME, FORMATTED, PLAIN, STORED, _model_field
 
 # json_build_object writes each value as its type's JSON: numbers, booleans, escaped strings, jsonb
 # as it is, dates as ISO 8601. Decimals become strings and date-times DRF's text.
@@ -50,7 +51,9 @@ class JsonObject(Expression):
 
     def __init__(self, items):
         super().__init__()
-        assert all(_KEY.fullmatch(key) for key, _, _ in items)  # field names: safe as SQL literals
+        unsafe = [key for key, _, _ in items if not _KEY.fullmatch(key)]
+        if unsafe:  # keys are serializer field names, written into the SQL as literals
+            raise ValueError(f"not a field name: {unsafe}")
         self.items = items
 
     def get_source_expressions(self):
@@ -108,7 +111,7 @@ class JsonRowsPage(dict):
 
 def _sql_kind(field, kind: int, model_field) -> str | None:
     """The SQL form of one step of a row plan, or None."""
-    if kind == PLAIN:  # bool, int, text, a related id, JSON: to_json writes what json.dumps would
+    if kind == PLAIN:  # bool, int, text, a related id, JSON: json_build_object writes what json.dumps would
         return "json" if isinstance(model_field, _NATIVE) else None
     if kind == STORED:
         return getattr(field, "represent_stored_sql", None)
@@ -137,7 +140,7 @@ def _sql_kind(field, kind: int, model_field) -> str | None:
 @cache
 def json_plan(serializer_class) -> tuple[tuple[str, str, str], ...] | None:
     """``(key, column path, SQL form)`` per field, or None if a field has no SQL form."""
-    plan = row_plan(serializer_class)
+    plan = rows.row_plan(serializer_class)
     if plan is None or plan.object_columns or serializer_class.shifted_text_fields:
         return None
     fields = serializer_class().fields
@@ -205,6 +208,27 @@ def _page_trials(view) -> list[int]:
 
     grants = RoleIndex.for_user(view.request.user).grants
     raw = view.request.query_params.get("trial", "")
-    if raw.isdigit() and int(raw) in grants:
+    filters = getattr(getattr(view, "filterset_class", None), "base_filters", {})
+    if "trial" in filters and raw.isdigit() and int(raw) in grants:
         return [int(raw)]
     return sorted(grants)
+
+
+class RowListMixin:
+    """``list()`` through the read serializer's row plan where it has one: the database writes the
+    JSON (:func:`page_rows`) where it can, else the rows are formatted in Python (``trials.api.rows``)."""
+
+    def list(self, request, *args, **kwargs):
+        plan = rows.row_plan(self.get_serializer_class())
+        if plan is None:
+            return super().list(request, *args, **kwargs)
+        queryset, serializer = self.filter_queryset(self.get_queryset()), self.get_serializer()
+        written = page_rows(self, queryset, serializer) if self.paginator is not None else None
+        if written is not None:  # PostgreSQL wrote each row's JSON
+            response = self.get_paginated_response(JsonRows([row for _, row in self.paginate_queryset(written)]))
+            response.data = JsonRowsPage(response.data)
+            return response
+        values = queryset.values_list(*plan.columns)
+        page = self.paginate_queryset(values)
+        data = plan.represent(values if page is None else page, serializer)
+        return Response(data) if page is None else self.get_paginated_response(data)

@@ -25,7 +25,6 @@ from django.utils import timezone
 from rest_framework import ISO_8601
 from rest_framework import fields as drf_fields
 from rest_framework import relations, serializers
-from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 # Serializer fields whose representation of a non-null value is the value itself, for the model
@@ -179,23 +178,3 @@ def row_plan(serializer_class) -> RowPlan | None:
         object_columns = tuple((f.attname, column(f.attname)) for f in model._meta.concrete_fields)
     return RowPlan(serializer_class, tuple(columns), tuple(steps), object_columns)
 
-
-class RowListMixin:
-    """``list()`` through the read serializer's :class:`RowPlan` where it has one."""
-
-    def list(self, request, *args, **kwargs):
-        plan = row_plan(self.get_serializer_class())
-        if plan is None:
-            return super().list(request, *args, **kwargs)
-        from .json_rows import JsonRows, JsonRowsPage, page_rows
-
-        queryset, serializer = self.filter_queryset(self.get_queryset()), self.get_serializer()
-        written = page_rows(self, queryset, serializer) if self.paginator is not None else None
-        if written is not None:  # PostgreSQL wrote each row's JSON
-            response = self.get_paginated_response(JsonRows([row for _, row in self.paginate_queryset(written)]))
-            response.data = JsonRowsPage(response.data)
-            return response
-        rows = queryset.values_list(*plan.columns)
-        page = self.paginate_queryset(rows)
-        data = plan.represent(rows if page is None else page, serializer)
-        return Response(data) if page is None else self.get_paginated_response(data)
