@@ -31,7 +31,7 @@ from toxicity.templatetags.crf import DEVICE_ABBREVIATIONS
 from trials import workflow_services as wf
 from trials.audit import RecordLockedError, StaleVersionError
 from trials.models import Subject
-from trials.roles import DATA_ENTRY_ROLES, Role
+from trials.roles import CRF_ROLES, DATA_ENTRY_ROLES, Role
 from reporting.deid import IDENTIFIER_FIELDS
 from trials.selectors import RoleIndex, may_see_identifiers, scoped, subject_list
 from trials.services import site_local_date
@@ -42,7 +42,7 @@ FIRST_DAY = -7
 
 
 def _subject(request, pk) -> Subject:
-    return get_object_or_404(subject_list(user=request.user), pk=pk)
+    return get_object_or_404(subject_list(user=request.user, roles=CRF_ROLES), pk=pk)
 
 
 def _roles(request, subject) -> set[str]:
@@ -202,7 +202,7 @@ def casebook(request, pk):
         ("CRRT", subject.hemofiltration_sessions.filter(voided=False), "started_at"),
         ("ICU", subject.icu_stays.filter(voided=False), "admitted_at"),
     ]
-    open_queries = list(scoped(request.user, Query.objects.filter(subject=subject, status__in=["open", "answered"])))
+    open_queries = list(scoped(request.user, Query.objects.filter(subject=subject, status__in=["open", "answered"]), CRF_ROLES))
     today = site_local_date(timezone.now(), subject.site)
     days = casebook_days(subject, assessments, logs, open_queries, today) if subject.day0 else []
     grid = timeline_html(*timeline_rows(subject, days)) if days else ""
@@ -267,7 +267,7 @@ def assessment_day(request, pk, day):
     day_queries = []
     if existing is not None:
         day_queries = list(scoped(request.user, Query.objects.filter(
-            record_type="toxicity.dailyassessment", record_id=existing.pk)).order_by("status", "-opened_at"))
+            record_type="toxicity.dailyassessment", record_id=existing.pk), CRF_ROLES).order_by("status", "-opened_at"))
     context = services.grading_context_for(subject, day, exclude_pk=existing.pk if existing else None)
     verification = (SourceVerification.objects.filter(record_type="toxicity.dailyassessment", record_id=existing.pk).first()
                     if existing else None)
@@ -340,7 +340,7 @@ SORTS = {"age": "opened_at", "-age": "-opened_at", "subject": "subject__subject_
 
 
 def _query_list(request):
-    qs = scoped(request.user, Query.objects.select_related("subject", "site", "trial"))
+    qs = scoped(request.user, Query.objects.select_related("subject", "site", "trial"), CRF_ROLES)
     f = request.GET
     if f.get("trial"):
         qs = qs.filter(trial_id=f["trial"])
@@ -374,7 +374,7 @@ def query_list(request):
         return response
     index = RoleIndex.for_user(request.user)
     site_user = any(index.has(DATA_ENTRY_ROLES, t) for t in index.grants)
-    rules = sorted(set(scoped(request.user, Query.objects.exclude(rule_id="")).values_list("rule_id", flat=True)))
+    rules = sorted(set(scoped(request.user, Query.objects.exclude(rule_id=""), CRF_ROLES).values_list("rule_id", flat=True)))
     return render(request, "toxicity/query_list.html", {
         "queries": qs[:500], "total": qs.count(), "status": status, "filters": request.GET, "rules": rules,
         "title": "Site inbox" if site_user else "Query worklist", "statuses": ["active", *QueryStatus.values, "all"],
@@ -397,9 +397,9 @@ def record_url(q) -> str:
 
 @login_required
 def query_detail(request, query_pk):
-    q = get_object_or_404(scoped(request.user, Query.objects.select_related("subject", "site")), pk=query_pk)
+    q = get_object_or_404(scoped(request.user, Query.objects.select_related("subject", "site"), CRF_ROLES), pk=query_pk)
     if request.method == "POST" and not _roles(request, q.subject) & (queries.SITE | queries.REVIEWERS):
-        raise Http404("No such query.")  # sponsor and DSMB read queries; they take no part in them
+        raise Http404("No such query.")  # the site's data entry and the reviewers write in a thread
     if request.method == "POST":
         action, text = request.POST.get("action"), request.POST.get("text", "")
         try:
@@ -453,7 +453,7 @@ def query_raise(request):
 @require_POST
 def verify_form(request, record_type, record_pk):
     model = wf.record_model(record_type)
-    record = get_object_or_404(scoped(request.user, model.objects.all()), pk=record_pk)
+    record = get_object_or_404(scoped(request.user, model.objects.all(), CRF_ROLES), pk=record_pk)
     try:
         wf.form_verify(user=request.user, record=record)
         messages.success(request, "Marked source-data verified.")

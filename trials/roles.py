@@ -22,3 +22,6 @@ DATA_ENTRY_ROLES = frozenset({Role.COORDINATOR, Role.INVESTIGATOR})
 IDENTIFIED_ROLES = SITE_ROLES
 # Free text typed about a person is withheld from these roles (reports.md, De-identification).
 DEIDENTIFIED_ROLES = frozenset({Role.SPONSOR, Role.DSMB})
+# The browser's CRF pages, query threads and record audit trails: sponsor and DSMB read exports
+# and reports only (workflow.md, Roles), which are de-identified; the pages are not.
+CRF_ROLES = ALL_ROLES - DEIDENTIFIED_ROLES

@@ -15,7 +15,7 @@ from trials import workflow_services as wf
 from trials.audit import field_changes
 from trials.models import Subject
 
-from trials.roles import DATA_ENTRY_ROLES
+from trials.roles import CRF_ROLES, DATA_ENTRY_ROLES
 from trials.selectors import RoleIndex, scoped
 from trials.services import site_local_date
 from trials.workflow import Lock
@@ -45,7 +45,7 @@ def home(request):
     trials = [{"trial": t, "roles": sorted(index.roles(t.pk)),
                "sites": [s.site_number for s in selectors.site_list(user=request.user, trial=t)]}
               for t in selectors.trial_list(user=request.user)]
-    subjects = list(selectors.subject_list(user=request.user).order_by("trial", "subject_id")[:500])
+    subjects = list(selectors.subject_list(user=request.user, roles=CRF_ROLES).order_by("trial", "subject_id")[:500])
     due = []
     entered = set(DailyAssessment.objects.filter(subject__in=subjects, voided=False).values_list("subject_id", "assessment_date"))
     for s in subjects:
@@ -54,7 +54,7 @@ def home(request):
         today = site_local_date(timezone.now(), s.site)
         if 0 <= (today - s.day0).days <= s.trial.daily_assessment_until_day and (s.pk, today) not in entered:
             due.append((s, today))
-    open_queries = scoped(request.user, Query.objects.filter(status__in=["open", "answered"])).select_related("subject")
+    open_queries = scoped(request.user, Query.objects.filter(status__in=["open", "answered"]), CRF_ROLES).select_related("subject")
     since = timezone.localdate() - timedelta(days=14)
     severe = (
         DailyAssessment.objects.filter(subject__in=subjects, voided=False, assessment_date__gte=since)
@@ -72,7 +72,7 @@ def home(request):
 def history(request, record_type, record_pk):
     """The audit trail of one form: who, when, field, old value, new value, reason."""
     model = wf.record_model(record_type)
-    record = get_object_or_404(scoped(request.user, model.objects.all()), pk=record_pk)
+    record = get_object_or_404(scoped(request.user, model.objects.all(), CRF_ROLES), pk=record_pk)
     subject = wf.record_subject(record)
     identified = selectors.may_see_identifiers(request.user, subject.trial_id, subject.site_id)
     rows = []
@@ -87,7 +87,7 @@ def history(request, record_type, record_pk):
 
 @login_required
 def sign_casebook(request, pk):
-    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    subject = get_object_or_404(selectors.subject_list(user=request.user, roles=CRF_ROLES), pk=pk)
     error = None
     if request.method == "POST":
         try:
@@ -107,7 +107,7 @@ def sign_casebook(request, pk):
 @login_required
 @require_POST
 def lock_casebook(request, pk):
-    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    subject = get_object_or_404(selectors.subject_list(user=request.user, roles=CRF_ROLES), pk=pk)
     try:
         wf.lock_create(user=request.user, scope="casebook", trial=subject.trial, subject=subject,
                        reason=request.POST.get("reason", ""))
@@ -120,7 +120,7 @@ def lock_casebook(request, pk):
 @login_required
 @require_POST
 def unlock(request, lock_pk):
-    lock = get_object_or_404(scoped(request.user, Lock.objects.all()), pk=lock_pk)
+    lock = get_object_or_404(scoped(request.user, Lock.objects.all(), CRF_ROLES), pk=lock_pk)
     try:
         wf.lock_release(user=request.user, lock=lock, reason=request.POST.get("reason", ""))
         messages.success(request, "Unlocked.")
@@ -192,7 +192,7 @@ def subject_new(request, trial_pk):
 
 @login_required
 def subject_edit(request, pk):
-    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    subject = get_object_or_404(selectors.subject_list(user=request.user, roles=CRF_ROLES), pk=pk)
     return _record_page(request, kind="subject", subject=subject, record=subject)
 
 
@@ -201,7 +201,7 @@ def subject_edit(request, pk):
 def infusion_page(request, pk, infusion_pk=None):
     from trials.models import Infusion
 
-    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    subject = get_object_or_404(selectors.subject_list(user=request.user, roles=CRF_ROLES), pk=pk)
     record = get_object_or_404(Infusion, pk=infusion_pk, subject=subject, voided=False) if infusion_pk else None
     return _record_page(request, kind="infusion", subject=subject, record=record)
 
@@ -211,6 +211,6 @@ def infusion_page(request, pk, infusion_pk=None):
 def death_page(request, pk):
     from trials.models import Death
 
-    subject = get_object_or_404(selectors.subject_list(user=request.user), pk=pk)
+    subject = get_object_or_404(selectors.subject_list(user=request.user, roles=CRF_ROLES), pk=pk)
     record = Death.objects.filter(subject=subject, voided=False).first()
     return _record_page(request, kind="death", subject=subject, record=record)

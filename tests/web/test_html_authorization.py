@@ -48,7 +48,10 @@ USERS = SITE_A + SITE_B + TRIAL + STRANGERS
 ANONYMOUS = "anonymous"
 CALLERS = USERS + (ANONYMOUS,)
 
-SEE_A = frozenset(SITE_A + TRIAL)  # everyone who sees site A's subject
+# everyone who reads site A's CRF pages: not sponsor and DSMB, who read de-identified exports and
+# reports only (workflow.md, Roles; trials.roles.CRF_ROLES)
+SEE_A = frozenset(SITE_A + ("data_manager",))
+IN_SCOPE_A = frozenset(SITE_A + TRIAL)  # whose pages may name site A's subject (sponsor, DSMB: in reports)
 ENTRY_A = frozenset({"coordinator_a", "investigator_a"})  # data entry at site A
 ENTRY_TRIAL = ENTRY_A | {"coordinator_b", "investigator_b"}  # data entry somewhere in the trial
 REVIEWERS_A = frozenset({"monitor_a", "data_manager"})  # raise / close queries on site A
@@ -271,7 +274,7 @@ def _redirects_to_login(response, login=LOGIN):
 
 
 def _assert_no_leak(response, caller, objects, what):
-    if caller in SEE_A or response.status_code != 200 or "html" not in response.get("Content-Type", ""):
+    if caller in IN_SCOPE_A or response.status_code != 200 or "html" not in response.get("Content-Type", ""):
         return
     page = response.content.decode()
     assert objects.subject.subject_id not in page, f"{what}: shows site A's subject to {caller}"
