@@ -232,19 +232,13 @@ def _python_rows(qs: QuerySet, columns: list[Column], subject_path: str | None, 
             value = None if days is None else value + timedelta(days=days)  # no offset: no date at all
         return formatters[i](value)
 
-    count, lines, width = 0, [], len(columns)
-    for row in qs.values_list(*paths).iterator(chunk_size=ITERATOR_CHUNK_ROWS):
+    width = len(columns)
+
+    def line(row):
         days = row[-1] if subject_path else 0
-        lines.append(",".join([cell(i, row[i], days) for i in range(width)]))
-        count += 1
-        if len(lines) >= 500:
-            lines.append("")
-            yield "\n".join(lines).encode()
-            lines = []
-    if lines:
-        lines.append("")
-        yield "\n".join(lines).encode()
-    export.rows = count
+        return ",".join([cell(i, row[i], days) for i in range(width)])
+
+    yield from line_blocks(map(line, qs.values_list(*paths).iterator(chunk_size=ITERATOR_CHUNK_ROWS)), export)
 
 
 def _rebuffer(head: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
@@ -262,16 +256,21 @@ def _rebuffer(head: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
 def _format_rows(values: Iterator[list], columns: list[Column], export: Export) -> Iterator[bytes]:
     """Raw values from a Python-built dataset, formatted by their columns' kinds."""
     formatters = [_python_formatter(c.kind) for c in columns]
-    count, lines = 0, []
-    for row in values:
-        lines.append(",".join([fmt(v) for fmt, v in zip(formatters, row)]))
+    yield from line_blocks((",".join([fmt(v) for fmt, v in zip(formatters, row)]) for row in values), export)
+
+
+def line_blocks(lines: Iterator[str], export: Export, per_block: int = 500) -> Iterator[bytes]:
+    """CSV lines joined into blocks of ``per_block`` lines; ``export.rows`` is set at the end."""
+    count, block = 0, []
+    for line in lines:
+        block.append(line)
         count += 1
-        if len(lines) >= 500:
-            lines.append("")
-            yield "\n".join(lines).encode()
-            lines = []
-    if lines:
-        lines.append("")
-        yield "\n".join(lines).encode()
+        if len(block) >= per_block:
+            block.append("")
+            yield "\n".join(block).encode()
+            block = []
+    if block:
+        block.append("")
+        yield "\n".join(block).encode()
     export.rows = count
 

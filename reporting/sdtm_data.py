@@ -32,7 +32,7 @@ from trials.selectors import scoped
 from . import sdtm
 from .deid import Disclosure, ensure_date_shifts
 from .export_views import EXPORT_ROLES
-from .exports import Export, _csv_field, _rebuffer
+from .exports import Export, _csv_field, _rebuffer, line_blocks
 from .models import DateShift, Episode
 
 CHUNK_SUBJECTS = 200
@@ -192,22 +192,12 @@ def sdtm_csv(domain: str, *, user, trial: Trial, disclosure: Disclosure, chunk: 
     export = Export(header=columns, chunks=iter(()))
     study = study_of(trial)
 
-    def blocks() -> Iterator[bytes]:
-        count, lines = 0, []
+    def lines() -> Iterator[str]:
         subjects = sdtm_subjects(domain, user=user, trial=trial, disclosure=disclosure, chunk=chunk)
         for record in sdtm.records(domain, study, subjects):
-            lines.append(",".join(_csv_field(text) if text else "" for text in sdtm.row_texts(domain, record)))
-            count += 1
-            if len(lines) >= LINES_PER_BLOCK:
-                lines.append("")
-                yield "\n".join(lines).encode()
-                lines = []
-        if lines:
-            lines.append("")
-            yield "\n".join(lines).encode()
-        export.rows = count
+            yield ",".join(_csv_field(text) if text else "" for text in sdtm.row_texts(domain, record))
 
-    export.chunks = _rebuffer((",".join(columns) + "\n").encode(), blocks())
+    export.chunks = _rebuffer((",".join(columns) + "\n").encode(), line_blocks(lines(), export, LINES_PER_BLOCK))
     return export
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import resolve
 from django.utils import timezone
 
 from toxicity import services
@@ -16,22 +16,15 @@ from trials.api.json_rows import JsonRowsPage, RowListMixin
 from trials.api.rows import row_plan
 
 from .conftest import API, USERS
+from .endpoints import url_conf_api_routes
 
 API_WORLD = {"rows": 3}
 
 
-def _list_views(patterns=None, prefix=""):
-    for p in patterns if patterns is not None else get_resolver().url_patterns:
-        if isinstance(p, URLResolver):
-            yield from _list_views(p.url_patterns, prefix + str(p.pattern))
-        elif isinstance(p, URLPattern) and (p.name or "").endswith("-list") and hasattr(p.callback, "cls"):
-            yield prefix + str(p.pattern), p.callback.cls
-
-
 def list_resources() -> dict:
     """``{resource: view class}`` of every list endpoint under /api/v1/."""
-    return {path.replace("^", "").removeprefix("api/v1/").split("/")[0].split("\\.")[0]: cls
-            for path, cls in _list_views()}
+    return {template.split("/")[0]: resolve(API + template).func.cls
+            for template, name in url_conf_api_routes() if (name or "").endswith("-list")}
 
 
 def _read_serializer(cls):

@@ -3,6 +3,7 @@
 A resource declares its selector and its services; everything else (404 outside scope, 409
 on a stale version, the reason after first save, "entered in error") is the same everywhere.
 """
+import copy
 from functools import cache
 
 from drf_spectacular.openapi import AutoSchema
@@ -80,7 +81,10 @@ class SubjectDatesSerializer(serializers.ModelSerializer):
         return found
 
     def deidentify(self, data: dict, *, trial_id: int, subject_pk: int | None) -> dict:
-        step = self.deidentifier(trial_id)
+        steps = self.__dict__.setdefault("_deidentifiers", {})  # once per trial (a list's rows share one child)
+        if trial_id not in steps:
+            steps[trial_id] = self.deidentifier(trial_id)
+        step = steps[trial_id]
         return data if step is None else step(data, subject_pk)
 
     def withheld_fields(self, disclosure) -> tuple[str, ...]:
@@ -89,8 +93,8 @@ class SubjectDatesSerializer(serializers.ModelSerializer):
 
     def deidentifier(self, trial_id: int):
         """``step(data, subject_pk)``: what the caller's view of ``trial_id`` does to one
-        representation (withheld keys, shifted dates), or None when it changes nothing; decided
-        once per trial for a page. Row and SQL pages (trials.api.rows, json_rows) do the same."""
+        representation (withheld keys, shifted dates), or None when it changes nothing. The SQL
+        pages (trials.api.json_rows) apply the same view in their SELECT."""
         from reporting.deid import RequestView, representation_shifter
 
         request = self.context.get("request")
@@ -143,13 +147,11 @@ ERROR_RESPONSES = {
 @cache
 def change_request_serializer(write_serializer_class, reason_key: str):
     """The documented PATCH body: any of the write fields, plus the required ``version`` and reason."""
-    meta = type("Meta", (write_serializer_class.Meta,), {"fields": [*write_serializer_class.Meta.fields, "version",
-                                                                    reason_key]})
+    change = change_serializer(reason_key)._declared_fields  # the fields partial_update validates
+    meta = type("Meta", (write_serializer_class.Meta,), {"fields": [*write_serializer_class.Meta.fields, *change]})
     name = write_serializer_class.__name__.replace("WriteSerializer", "ChangeSerializer")
     return type(name, (write_serializer_class,), {
-        "Meta": meta, "required_in_patch": ("version", reason_key),
-        "version": serializers.IntegerField(min_value=1, help_text=VERSION_HELP),
-        reason_key: serializers.CharField(help_text=REASON_HELP),
+        "Meta": meta, "required_in_patch": tuple(change), **{k: copy.deepcopy(f) for k, f in change.items()},
     })
 
 

@@ -104,7 +104,7 @@ class RowPlan:
 
     def represent(self, rows, serializer) -> list[dict]:
         """The page's representations; ``serializer`` is a bound instance (context, methods)."""
-        object_columns, deidentifiers = self.object_columns, {}
+        object_columns, deidentify = self.object_columns, serializer.deidentify
         zone = timezone.get_current_timezone()
         steps = [(key, i, FORMATTED, _iso_datetime(fmt, zone)) if kind == DATETIME else (key, i, kind, fmt)
                  for key, i, kind, fmt in self.steps]
@@ -123,11 +123,7 @@ class RowPlan:
                     data[key] = fmt(value)
                 else:
                     data[key] = methods[key](obj)
-            trial_id = row[1]
-            if trial_id not in deidentifiers:
-                deidentifiers[trial_id] = serializer.deidentifier(trial_id)
-            step = deidentifiers[trial_id]
-            page.append(data if step is None else step(data, row[2]))
+            page.append(deidentify(data, trial_id=row[1], subject_pk=row[2]))
         return page
 
 
