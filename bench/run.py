@@ -72,7 +72,7 @@ def generate_assessment(rng: random.Random) -> dict:
         "vasopressin_other_indication": False, "hypoxia": False, "hypoxia_other_cause": False,
         "oxygen_device": "none", "oxygen_flow_l_min": None, "fio2_percent": None,
         "intubation_reason": None, "ice_score": None, "ice_not_assessable": None,
-        "capd_score": None, "capd_unable": False, "consciousness": "awakens_spontaneously",
+        "capd_score": None, "capd_unable": False, "consciousness": "alert",
         "consciousness_other_cause": False, "seizure": "none", "seizure_other_cause": False,
         "motor_weakness": "none", "motor_other_cause": False, "cerebral_edema": "none",
         "cerebral_edema_other_cause": False, "crs_grade_reported": None,
@@ -122,7 +122,7 @@ def generate_assessment(rng: random.Random) -> dict:
         if neuro > 0.98:
             a["ice_score"], a["ice_not_assessable"] = None, rng.choice(("unarousable", "sedated"))
             a["consciousness"] = a["ice_not_assessable"]
-    if neuro > 0.9 and a["consciousness"] == "awakens_spontaneously":
+    if neuro > 0.9 and a["consciousness"] == "alert":
         a["consciousness"] = rng.choice(("awakens_to_voice", "awakens_to_tactile"))
     if neuro > 0.95:
         a["seizure"] = rng.choice(("rapidly_resolving", "prolonged_or_repetitive"))

@@ -117,7 +117,7 @@ def virtual_user(c, username, subject, day0, stop, warm_until, results, think, l
                     version = re.search(r'name="version" value="(\d+)"', form_page)
                     data = {"csrfmiddlewaretoken": c.csrf(form_page), "temperature": f"{rng.uniform(36.5, 39.5):.1f}",
                             "temperature_unit": "C", "oxygen_device": "none", "ice_score": "10", "capd_score": "0",
-                            "consciousness": "awakens_spontaneously", "seizure": "none", "motor_weakness": "none",
+                            "consciousness": "alert", "seizure": "none", "motor_weakness": "none",
                             "cerebral_edema": "none", "version": version.group(1) if version else "",
                             "reason": "load test correction"}
                     status, body = c.request("POST", f"/subjects/{subject}/day/{day}/", data)

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from reporting import views as reporting_views
+from toxicity import preview as tox_preview
 from toxicity import views as tox_views
 from trials import views as trial_views
 
@@ -20,6 +21,7 @@ urlpatterns = [
     path("", trial_views.home, name="home"),
     path("subjects/<int:pk>/", tox_views.casebook, name="casebook"),
     path("subjects/<int:pk>/day/<str:day>/", tox_views.assessment_day, name="assessment-day"),
+    path("subjects/<int:pk>/day/<str:day>/preview/", tox_preview.assessment_preview, name="assessment-preview"),
     path("subjects/<int:pk>/logs/<slug:kind>/", tox_views.log_page, name="log"),
     path("subjects/<int:pk>/logs/<slug:kind>/<int:record_pk>/", tox_views.log_page, name="log-record"),
     path("trials/<int:trial_pk>/subjects/new/", trial_views.subject_new, name="subject-new"),

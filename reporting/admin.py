@@ -1,6 +1,8 @@
 from django.contrib import admin
 
-from .models import AccessLogEntry, Episode
+from toxicity.models import Episode
+
+from .models import AccessLogEntry
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -72,6 +72,12 @@ class ListingRow:
     relatedness: str
     outcome: str
     rescue_therapy: str
+    max_grade_is_floor: bool = False  # NE days inside the episode: the grade is ">= n"
+    seriousness: str = ""  # ICH E2A criteria, ";"-separated (reports.md: seriousness is not severity)
+
+    @property
+    def grade_text(self) -> str:
+        return f">= {self.grade}" if self.max_grade_is_floor else str(self.grade)
 
 
 @dataclass
@@ -113,8 +119,10 @@ def listing(snapshot: TrialSnapshot, episodes: dict[int, list[dict]] | None = No
                 scale=ep["scale"], grade=ep["max_grade"], onset_date=ep["onset_date"].isoformat(),
                 onset_study_day=ep["onset_study_day"],
                 resolution_date=ep["resolution_date"].isoformat() if ep["resolution_date"] else "",
-                duration_days=ep["duration_days"], serious=ep["serious"], relatedness="related",
+                duration_days=ep["duration_days"], serious=ep["serious"],
+                relatedness=ep["relatedness"] or "related",  # CAR-T toxicities by definition, until reviewed
                 outcome=ep["outcome"], rescue_therapy=_therapy_text(ep),
+                max_grade_is_floor=ep["has_incomplete_days"], seriousness=";".join(ep["seriousness"]),
             ))
     for ae in snapshot.adverse_events:
         s = info.get(ae.subject_pk)
@@ -127,6 +135,7 @@ def listing(snapshot: TrialSnapshot, episodes: dict[int, list[dict]] | None = No
             resolution_date=ae.resolution_date.isoformat() if ae.resolution_date else "",
             duration_days=(ae.resolution_date - ae.onset_date).days if ae.resolution_date else None,
             serious=ae.serious, relatedness=ae.relatedness, outcome=ae.outcome, rescue_therapy="",
+            seriousness=";".join(ae.seriousness),
         ))
     rows.sort(key=lambda r: (r.subject_id, r.onset_date, r.term))
     return rows
@@ -161,9 +170,9 @@ def summarize_group(label: str, snapshot: TrialSnapshot, subject_pks: list[int],
             if key == "icu":
                 used += bool(course.icu_stays)
             elif key == "anticytokine":
-                used += any(t.kind == key and t.drug in ("anakinra", "siltuximab") for t in course.therapies)
+                used += any(name == key and drug in ("anakinra", "siltuximab") for name, _, drug in course.therapies())
             else:
-                used += any(t.kind == key for t in course.therapies)
+                used += any(name == key for name, _, _ in course.therapies())
         group.therapy[key] = proportion(used, n)
     return group
 

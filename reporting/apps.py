@@ -4,6 +4,3 @@ from django.apps import AppConfig
 class ReportingConfig(AppConfig):
     name = "reporting"
     verbose_name = "Reporting: episodes, AE and DSMB reports, exports"
-
-    def ready(self):
-        from . import receivers  # noqa: F401

@@ -9,16 +9,15 @@ from collections.abc import Callable
 from django.apps import apps
 from django.db import models
 
-from toxicity.models import Query, QueryMessage
+from toxicity.models import Episode, Query, QueryMessage
 from trials.models import Death, Infusion, Subject
 
-from .exports import BOOL, CODES, DATE, DATETIME, DECIMAL, FLOAT, GRADE, INT, JSON, TEXT, Column, Dataset
 from .deid import redact_values, shifted, shifts_for
-from .models import Episode
+from .exports import BOOL, CODES, DATE, DATETIME, DECIMAL, FLOAT, GRADE, INT, JSON, TEXT, Column, Dataset
 
 IDENTIFIERS = {"date_of_birth"}
-FREE_TEXT = {"void_reason", "death_cause_other_text"}
-CODE_LISTS = {"vasopressors", "flags", "seriousness"}
+FREE_TEXT = {"void_reason", "death_cause_other_text", "comment"}
+CODE_LISTS = {"vasopressors", "inotropes", "flags", "seriousness", "seriousness_derived"}
 GRADES = {"crs_grade_derived", "icans_grade_derived", "ctcae_crs_grade_derived"}
 AUDIT = ("version", "voided", "void_reason", "created_at", "modified_at")
 NOT_EXPORTED = {"suppressed_values", "raised_in_run", "closed_in_run", "subject_trial"}  # subject_trial: an index key
@@ -87,6 +86,7 @@ def _catalogue() -> dict[str, Dataset]:
         _subject_record("hemofiltration-sessions", log("toxicity", "HemofiltrationSession")),
         _subject_record("icu-stays", log("toxicity", "IcuStay")),
         _subject_record("episodes", Episode),
+        _subject_record("episode-reviews", log("toxicity", "EpisodeReview")),
     ]
     try:
         datasets.append(_subject_record("adverse-events", log("toxicity", "AdverseEvent")))

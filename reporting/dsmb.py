@@ -76,10 +76,10 @@ def build_dsmb_report(snapshot: TrialSnapshot, *, closed: bool) -> DsmbReport:
     expected = entered = 0
     oldest = None
     for s in snapshot.subjects:
-        course = snapshot.courses.get(s.pk)
-        death = course.death_date if course else None
-        want = expected_days(s, until_day=snapshot.daily_assessment_until_day, today=cut_day[s.site_id], death=death)
-        have = {d.day for d in snapshot.days.get(s.pk, [])}
+        death = snapshot.death(s.pk)
+        want = expected_days(s, until_day=snapshot.daily_assessment_until_day, today=cut_day[s.site_id],
+                             death=death.day if death else None)
+        have = {d.day for d in snapshot.days(s.pk)}
         expected += len(want)
         entered += sum(1 for d in want if d in have)
         missing = [d for d in want if d not in have]
@@ -105,26 +105,26 @@ def build_dsmb_report(snapshot: TrialSnapshot, *, closed: bool) -> DsmbReport:
         if not s.infused:
             continue
         course = snapshot.courses[s.pk]
-        days = snapshot.days.get(s.pk, [])
-        markers = [((t.day - s.day0).days, t.kind) for t in course.therapies]
+        days = snapshot.days(s.pk)
+        markers = [((day - s.day0).days, name) for name, day, _ in course.therapies()]
         markers += [((st.admitted - s.day0).days, "icu") for st in course.icu_stays]
-        if course.death_date:
-            markers.append(((course.death_date - s.day0).days, "death"))
+        if course.death:
+            markers.append(((course.death.day - s.day0).days, "death"))
         last = max([(d.day - s.day0).days for d in days] + [m[0] for m in markers] + [0])
         lanes.append(Lane(
             subject_id=s.subject_id, cohort=s.cohort_name if closed else "", last_day=last,
-            crs=[((d.day - s.day0).days, d.crs) for d in days],
-            icans=[((d.day - s.day0).days, d.icans) for d in days],
+            crs=[((d.day - s.day0).days, d.crs_grade) for d in days],
+            icans=[((d.day - s.day0).days, d.icans_grade) for d in days],
             markers=sorted(markers),
         ))
     # 5. listings
     info = {s.pk: s for s in snapshot.subjects}
     deaths = []
     for pk, course in snapshot.courses.items():
-        if course.death_date and pk in info:
-            s = info[pk]
-            deaths.append((s.subject_id, course.death_date.isoformat(), course.death_cause or "",
-                           (course.death_date - s.day0).days if s.day0 else None))
+        if course.death and pk in info:
+            s, death = info[pk], course.death
+            deaths.append((s.subject_id, death.day.isoformat(), death.primary_cause or "",
+                           (death.day - s.day0).days if s.day0 else None))
     deaths.sort()
     if not closed:  # the open report pools the arms: no cohort anywhere in its content
         ae.listing = [replace(r, cohort="") for r in ae.listing]

@@ -20,10 +20,12 @@ from trials.models import Trial
 from trials.roles import Role
 from trials.selectors import RoleIndex, scoped
 
+from toxicity.models import Episode
+
 from .datasets import datasets
 from .deid import disclosure
 from .exports import export_csv
-from .models import AccessLogEntry, Episode
+from .models import AccessLogEntry
 
 # DSMB members read the DSMB reports, not raw datasets (workflow.md, Roles: least privilege).
 EXPORT_ROLES = frozenset(Role) - {Role.DSMB}
@@ -152,9 +154,11 @@ class EpisodeSerializer(SubjectDatesSerializer):
         fields = [
             "id", "subject", "subject_id", "kind", "episode_number", "term", "scale", "onset_date", "onset_study_day",
             "max_grade", "max_grade_date", "resolution_date", "duration_days", "ongoing", "last_assessment_date",
-            "tocilizumab_doses", "corticosteroid_given", "dexamethasone_equivalent_mg", "anakinra_doses",
-            "siltuximab_doses", "plasma_exchange_sessions", "plasma_exchange_volume_ml", "hemofiltration_sessions",
-            "hemofiltration_hours", "icu_days", "serious", "outcome", "voided", "created_at", "modified_at",
+            "has_incomplete_days", "tocilizumab_doses", "corticosteroid_given", "dexamethasone_equivalent_mg",
+            "anakinra_doses", "siltuximab_doses", "plasma_exchange_sessions", "plasma_exchange_volume_ml",
+            "hemofiltration_sessions", "hemofiltration_hours", "icu_days", "serious", "seriousness",
+            "seriousness_derived", "relatedness", "outcome", "review", "review_status", "voided", "created_at",
+            "modified_at",
         ]
         read_only_fields = fields
 
@@ -166,14 +170,19 @@ class EpisodeFilter(ModifiedSinceFilterSet):
 
     class Meta:
         model = Episode
-        fields = ["subject", "trial", "site", "kind", "min_grade", "serious", "ongoing"]
+        fields = ["subject", "trial", "site", "kind", "min_grade", "serious", "ongoing", "has_incomplete_days",
+                  "review_status"]
 
 
 class EpisodeViewSet(RowListMixin, viewsets.ReadOnlyModelViewSet):
     """CRS and ICANS episodes derived from the daily grades, each also an adverse event (reports.md).
 
     Recomputed in the same transaction as every change to a subject's data; an episode that no
-    longer follows from the data is ``voided`` (listed with ``include_voided=true``).
+    longer follows from the data is ``voided`` (listed with ``include_voided=true``). NE days count
+    by their minimum grade: with ``has_incomplete_days`` true, ``max_grade`` is a floor (">= n").
+    ``serious`` follows ICH E2A, not severity: the ``seriousness`` criteria are those the data prove
+    (``seriousness_derived``: death from the toxicity, life-threatening = grade 4, an ICU stay for
+    it) and those the investigator recorded on the episode review (``review_status``).
     """
 
     serializer_class = EpisodeSerializer

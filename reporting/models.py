@@ -1,66 +1,14 @@
-"""Derived episodes, per-subject export date shifts and the sponsor access log.
+"""Per-subject export date shifts, the sponsor access log and report runs.
 
-None of these is typed in: episodes are recomputed from audited daily data whenever a subject's
-data change (reports.md), date shifts are drawn once per subject, and the access log only grows.
+None of these is typed in: date shifts are drawn once per subject, the access log only grows,
+and a report run is the bookkeeping of one job. (Derived episodes live with the course they are
+derived from: ``toxicity.models.Episode``.)
 """
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from trials.models import Subject, Trial
-
-
-class EpisodeKind(models.TextChoices):
-    CRS = "crs", "CRS"
-    ICANS = "icans", "ICANS"
-
-
-class Episode(models.Model):
-    """A CRS or ICANS episode derived from the daily grades (reports.md), and its adverse-event view.
-
-    Rows are kept, not replaced, when a subject is re-derived, so incremental pulls see changes:
-    an episode that no longer exists after a correction is marked ``voided``.
-    """
-
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="episodes")
-    kind = models.CharField(max_length=5, choices=EpisodeKind.choices)
-    episode_number = models.PositiveSmallIntegerField(help_text="1, 2, ... per subject and kind, in onset order.")
-    term = models.CharField(max_length=80)
-    scale = models.CharField(max_length=12, help_text="The trial's grading scale for this kind.")
-    onset_date = models.DateField()
-    onset_study_day = models.SmallIntegerField(null=True)
-    max_grade = models.PositiveSmallIntegerField()
-    max_grade_date = models.DateField()
-    resolution_date = models.DateField(null=True, help_text="First grade-0 day after the episode; empty while ongoing.")
-    duration_days = models.PositiveSmallIntegerField(help_text="Resolution - onset; ongoing: up to the last assessment.")
-    ongoing = models.BooleanField()
-    last_assessment_date = models.DateField()
-    tocilizumab_doses = models.PositiveSmallIntegerField(default=0)
-    corticosteroid_given = models.BooleanField(default=False)
-    dexamethasone_equivalent_mg = models.DecimalField(max_digits=9, decimal_places=2, default=0)
-    anakinra_doses = models.PositiveSmallIntegerField(default=0)
-    siltuximab_doses = models.PositiveSmallIntegerField(default=0)
-    plasma_exchange_sessions = models.PositiveSmallIntegerField(default=0)
-    plasma_exchange_volume_ml = models.PositiveIntegerField(default=0)
-    hemofiltration_sessions = models.PositiveSmallIntegerField(default=0)
-    hemofiltration_hours = models.DecimalField(max_digits=7, decimal_places=1, default=0)
-    icu_days = models.PositiveSmallIntegerField(default=0)
-    serious = models.BooleanField(help_text="Max grade >= 3, ICU stay or death during the episode.")
-    outcome = models.CharField(max_length=24, help_text="recovered, not_recovered or fatal.")
-    voided = models.BooleanField(default=False, help_text="No longer derived from the current data.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    modified_at = models.DateTimeField(auto_now=True, db_index=True)
-
-    scope_trial, scope_site = "subject__trial", "subject__site"
-
-    class Meta:
-        ordering = ["subject", "kind", "episode_number"]
-        constraints = [
-            models.UniqueConstraint(fields=["subject", "kind", "episode_number"], name="episode_number_unique"),
-        ]
-
-    def __str__(self):
-        return f"{self.subject} {self.kind} episode {self.episode_number}"
 
 
 class DateShift(models.Model):

@@ -184,12 +184,12 @@ LISTING_COLUMNS = (
     ("Cohort", 48, lambda r: r.cohort),
     ("Term", 108, lambda r: r.term),
     ("Scale", 50, lambda r: r.scale),
-    ("Grade", 32, lambda r: str(r.grade)),
+    ("Grade", 32, lambda r: r.grade_text),
     ("Onset", 50, lambda r: r.onset_date),
     ("Day", 24, lambda r: "" if r.onset_study_day is None else str(r.onset_study_day)),
     ("Resolved", 50, lambda r: r.resolution_date or "ongoing"),
     ("Dur. (d)", 32, lambda r: "" if r.duration_days is None else str(r.duration_days)),
-    ("Serious", 38, lambda r: "yes" if r.serious else "no"),
+    ("Serious", 38, lambda r: r.seriousness.replace(";", ", ").replace("_", " ") if r.serious else "no"),
     ("Relatedness", 56, lambda r: r.relatedness.replace("_", " ")),
     ("Outcome", 52, lambda r: r.outcome.replace("_", " ")),
     ("Rescue therapy", None, lambda r: r.rescue_therapy),
@@ -377,8 +377,10 @@ def _section_listings(report: DsmbReport, styles: _Styles) -> list:
         story.append(_p("No deaths.", styles.body))
     story += [_p("5.3 Serious adverse events", styles.h2),
               _listing_table(report.sae_listing, styles, cohort=report.closed, empty="No serious adverse events."),
-              _p("CRS and ICANS rows are derived episodes (serious: max grade >= 3, ICU stay or death); other rows "
-                 "are CTCAE events as entered.", styles.small)]
+              _p("CRS and ICANS rows are derived episodes, serious per ICH E2A (not severity): death from the "
+                 "toxicity, life-threatening (grade 4), an ICU stay for it, or a criterion the investigator "
+                 "recorded; other rows are CTCAE events as entered. '>= n': the episode has days not evaluable.",
+                 styles.small)]
     return story
 
 

@@ -14,8 +14,7 @@ Readings (also in docs/api.md):
 """
 from datetime import date, timedelta
 
-from .episodes import derive_episodes
-from .snapshot import TrialSnapshot
+from .snapshot import POSITIVE_PRESSURE, TrialSnapshot
 
 DAY_100 = 100
 
@@ -40,7 +39,6 @@ def _iso(value: date | None, shift: int) -> str:
 
 def registry_rows(snapshot: TrialSnapshot, *, shifts: dict[int, int] | None = None) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)``: one row per infused subject. ``shifts`` moves dates (de-identified view)."""
-    all_episodes = snapshot.episodes()
     rows = []
     for s in snapshot.subjects:
         if not s.infused:
@@ -49,11 +47,12 @@ def registry_rows(snapshot: TrialSnapshot, *, shifts: dict[int, int] | None = No
             continue  # no offset drawn: never show real dates in a shifted view
         shift = shifts[s.pk] if shifts is not None else 0
         row = [s.subject_id, s.site_number, s.cohort_name, _iso(s.day0, shift)]
-        days = snapshot.days.get(s.pk, [])
+        derived = snapshot.derived.get(s.pk)
+        days = derived.days if derived is not None else ()
         for kind, scale in (("crs", snapshot.crs_scale), ("icans", snapshot.icans_scale)):
-            eps = [e for e in all_episodes.get(s.pk, []) if e["kind"] == kind
-                   and e["onset_study_day"] is not None and e["onset_study_day"] <= DAY_100]
-            eps.sort(key=lambda e: e["onset_date"])
+            eps = [e for e in (derived.episodes.of(kind) if derived is not None else [])
+                   if e.onset_study_day is not None and e.onset_study_day <= DAY_100]
+            eps.sort(key=lambda e: e.onset_date)
             if not eps:
                 row += ["no", "", "", "", "", "0", scale, "no", "no", "no", "no"]
                 if kind == "crs":
@@ -61,18 +60,18 @@ def registry_rows(snapshot: TrialSnapshot, *, shifts: dict[int, int] | None = No
                 continue
             first, last = eps[0], eps[-1]
             row += [
-                "yes", _iso(first["onset_date"], shift), str(first["onset_study_day"]),
-                _iso(last["resolution_date"], shift), _yn(last["ongoing"]),
-                str(max(e["max_grade"] for e in eps)), scale,
-                _yn(any(e["tocilizumab_doses"] for e in eps)),
-                _yn(any(e["corticosteroid_given"] for e in eps)),
-                _yn(any(e["anakinra_doses"] for e in eps)),
-                _yn(any(e["siltuximab_doses"] for e in eps)),
+                "yes", _iso(first.onset_date, shift), str(first.onset_study_day),
+                _iso(last.resolution_date, shift), _yn(last.ongoing),
+                str(max(e.max_grade for e in eps)), scale,
+                _yn(any(e.tocilizumab_doses for e in eps)),
+                _yn(any(e.corticosteroid_given for e in eps)),
+                _yn(any(e.anakinra_doses for e in eps)),
+                _yn(any(e.siltuximab_doses for e in eps)),
             ]
             if kind == "crs":
-                windows = derive_episodes((d.day, d.crs) for d in days)
-                in_crs = [d for d in days if any(w.contains(d.day) for w in windows)]
-                row += [_yn(any(d.hypotension for d in in_crs)), _yn(any(d.vasopressors for d in in_crs)),
-                        _yn(any(d.hypoxia for d in in_crs)), _yn(any(d.positive_pressure for d in in_crs))]
+                in_crs = [d.assessment for d in days if any(e.contains(d.day) for e in derived.episodes.crs)]
+                row += [_yn(any(a.get("hypotension") for a in in_crs)), _yn(any(a.get("vasopressors") for a in in_crs)),
+                        _yn(any(a.get("hypoxia") for a in in_crs)),
+                        _yn(any(a.get("oxygen_device") in POSITIVE_PRESSURE for a in in_crs))]
         rows.append(row)
     return HEADER, rows

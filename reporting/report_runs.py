@@ -241,10 +241,10 @@ def _oldest_missing_shifted(snapshot, shifts: dict[int, int]):
 
     oldest = None
     for s in snapshot.subjects:
-        course = snapshot.courses.get(s.pk)
+        death = snapshot.death(s.pk)
         want = expected_days(s, until_day=snapshot.daily_assessment_until_day, today=snapshot.site_today[s.site_id],
-                             death=course.death_date if course else None)
-        have = {d.day for d in snapshot.days.get(s.pk, [])}
+                             death=death.day if death else None)
+        have = {d.day for d in snapshot.days(s.pk)}
         missing = [d for d in want if d not in have]
         if missing:
             day = missing[0] + timedelta(days=shifts.get(s.pk, 0))

@@ -33,7 +33,9 @@ from . import sdtm
 from .deid import Disclosure, ensure_date_shifts
 from .export_views import EXPORT_ROLES
 from .exports import Export, _csv_field, _rebuffer, line_blocks
-from .models import DateShift, Episode
+from toxicity.models import Episode
+
+from .models import DateShift
 
 CHUNK_SUBJECTS = 200
 LINES_PER_BLOCK = 500

@@ -3,23 +3,24 @@
 Reports (AE report, DSMB report, registry summary) are computed only from a
 :class:`TrialSnapshot`, never from live tables, so a report rebuilt for the same cut after later
 edits uses the same rows and has the same :meth:`TrialSnapshot.digest` (reports.md: "frozen: the
-report states the cut time and a hash of the data it used").
+report states the cut time and a hash of the data it used"). Each subject's course is loaded by
+the one loader as of the cut and derived by the one derivation (``toxicity.course``): the daily
+grades and episodes a report shows are those the save path and the consistency job store.
 """
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.apps import apps
 from django.utils import timezone
 
-from toxicity.models import DailyAssessment, Query
+from toxicity.course.derive import DerivedCourse, Day, derive_course
+from toxicity.course.load import load_courses
+from toxicity.course.records import Course
+from toxicity.grading import ENGINE_VERSION
+from toxicity.models import AdverseEvent, Query
 from trials.models import Cohort, Site, Subject, Trial
-
-from .episodes import Course, course_episodes
-from .services import as_of_rows, load_courses
 
 
 @dataclass(frozen=True)
@@ -52,19 +53,7 @@ class TypedAdverseEvent:
     serious: bool
     relatedness: str
     outcome: str
-
-
-@dataclass(frozen=True)
-class DailyRow:
-    """One day of one subject for the swimmer plot and the registry items."""
-
-    day: date
-    crs: int | None
-    icans: int | None
-    hypotension: bool
-    vasopressors: bool
-    hypoxia: bool
-    positive_pressure: bool
+    seriousness: tuple[str, ...] = ()
 
 
 POSITIVE_PRESSURE = {"cpap", "bipap", "mechanical_ventilation"}
@@ -83,16 +72,29 @@ class TrialSnapshot:
     sites: list[tuple[int, str, str]]  # (pk, site_number, name)
     cohorts: list[tuple[int, str, float]]  # (pk, name, dose level)
     subjects: list[SubjectInfo]
-    courses: dict[int, Course]
-    days: dict[int, list[DailyRow]]
+    courses: dict[int, Course]  # as recorded at the cut
     adverse_events: list[TypedAdverseEvent]
     open_queries: list[tuple[int, date]]  # (subject pk, opened on)
     site_today: dict[int, date] = field(default_factory=dict)  # site pk -> local date at the cut
+    engine_version: str = ENGINE_VERSION
+    derived: dict[int, DerivedCourse] = field(default_factory=dict, repr=False)  # courses derived at the cut
+
+    def __post_init__(self):
+        if not self.derived:
+            self.derived = {pk: derive_course(c, now=self.cut) for pk, c in self.courses.items()}
+
+    def days(self, pk: int) -> tuple[Day, ...]:
+        """The subject's derived days as of the cut (date order)."""
+        derived = self.derived.get(pk)
+        return derived.days if derived is not None else ()
 
     def episodes(self) -> dict[int, list[dict]]:
-        """Derived CRS/ICANS episodes per subject as of the cut."""
-        cut_day = self.cut.date()
-        return {pk: course_episodes(course, cut=cut_day) for pk, course in self.courses.items()}
+        """Derived CRS/ICANS episodes per subject as of the cut (reports.md fields)."""
+        return {pk: [e.fields() for e in d.episodes] for pk, d in self.derived.items()}
+
+    def death(self, pk: int):
+        course = self.courses.get(pk)
+        return course.death if course is not None else None
 
     def restricted(self, *, site_ids: set[int] | None = None, cohort_ids: set[int] | None = None) -> "TrialSnapshot":
         """The same snapshot narrowed to some sites and/or cohorts (report filters)."""
@@ -102,7 +104,7 @@ class TrialSnapshot:
             **{**self.__dict__,
                "subjects": [s for s in self.subjects if s.pk in keep],
                "courses": {pk: c for pk, c in self.courses.items() if pk in keep},
-               "days": {pk: d for pk, d in self.days.items() if pk in keep},
+               "derived": {pk: d for pk, d in self.derived.items() if pk in keep},
                "adverse_events": [a for a in self.adverse_events if a.subject_pk in keep],
                "open_queries": [q for q in self.open_queries if q[0] in keep],
                "cohorts": [c for c in self.cohorts if cohort_ids is None or c[0] in cohort_ids],
@@ -110,8 +112,9 @@ class TrialSnapshot:
         )
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of every value the reports use (not the cut itself)."""
-        payload = {k: v for k, v in asdict(self).items() if k != "cut"}
+        """SHA-256 of the canonical JSON of every value the reports use (not the cut itself): the
+        recorded data and the grading engine's version, from which everything shown is derived."""
+        payload = {k: v for k, v in asdict(self).items() if k not in ("cut", "derived")}
         text = json.dumps(payload, sort_keys=True, default=_json_default, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -126,14 +129,23 @@ def _local(moment: datetime, tz: str) -> date:
     return timezone.localtime(moment, ZoneInfo(tz)).date()
 
 
+def _history_as_of(model, cut, **filters):
+    """Per record the latest history row at or before the cut, unless it deletes or voids it."""
+    from django.db.models import Max, Subquery
+
+    history = model.history.model
+    latest = (history.objects.filter(history_date__lte=cut, **filters).order_by().values("id")
+              .annotate(last=Max("history_id")).values("last"))
+    return history.objects.filter(history_id__in=Subquery(latest), voided=False).exclude(history_type="-")
+
+
 def load_snapshot(trial: Trial, cut: datetime | None = None) -> TrialSnapshot:
     """Every subject of the trial as of ``cut`` (default: now), from the audit history."""
     cut = cut or timezone.now()
-    rows = as_of_rows(cut)
     sites = {s.pk: s for s in Site.objects.filter(trial=trial)}
     cohorts = {c.pk: c for c in Cohort.objects.filter(trial=trial)}
     all_ids = list(Subject.objects.filter(trial=trial).values_list("pk", flat=True))
-    subject_rows = sorted(rows(Subject, all_ids), key=lambda s: s.subject_id)
+    subject_rows = sorted(_history_as_of(Subject, cut, id__in=all_ids), key=lambda s: s.subject_id)
     ids = [s.id for s in subject_rows]
     cut_day = {pk: _local(cut, site.timezone) for pk, site in sites.items()}
     subjects = [
@@ -145,26 +157,15 @@ def load_snapshot(trial: Trial, cut: datetime | None = None) -> TrialSnapshot:
         )
         for s in subject_rows
     ]
-    courses = load_courses(ids, now=cut, rows=rows)
-    days = defaultdict(list)
-    for a in rows(DailyAssessment, ids).values_list(
-        "subject_id", "assessment_date", "crs_grade_derived", "icans_grade_derived", "hypotension",
-        "vasopressors", "hypoxia", "oxygen_device",
-    ):
-        sid, day, crs, icans, hypotension, pressors, hypoxia, device = a
-        days[sid].append(DailyRow(day, crs, icans, hypotension, bool(pressors), hypoxia, device in POSITIVE_PRESSURE))
-    adverse_events = []
-    try:
-        ae_model = apps.get_model("toxicity", "AdverseEvent")
-    except LookupError:  # pragma: no cover
-        ae_model = None
-    if ae_model is not None:
-        for ae in rows(ae_model, ids).order_by("subject_id", "onset_date", "id"):
-            adverse_events.append(TypedAdverseEvent(
-                subject_pk=ae.subject_id, term=ae.ctcae_term, version=ae.ctcae_version, grade=ae.grade,
-                onset_date=ae.onset_date, resolution_date=ae.resolution_date, serious=ae.serious,
-                relatedness=ae.relatedness, outcome=ae.outcome,
-            ))
+    courses = load_courses(ids, as_of=cut)
+    adverse_events = [
+        TypedAdverseEvent(
+            subject_pk=ae.subject_id, term=ae.ctcae_term, version=ae.ctcae_version, grade=ae.grade,
+            onset_date=ae.onset_date, resolution_date=ae.resolution_date, serious=ae.serious,
+            relatedness=ae.relatedness, outcome=ae.outcome, seriousness=tuple(ae.seriousness or ()),
+        )
+        for ae in _history_as_of(AdverseEvent, cut, subject_id__in=ids).order_by("subject_id", "onset_date", "id")
+    ]
     queries = Query.history.model.objects.filter(history_date__lte=cut, trial_id=trial.pk)
     latest = {}
     for qid, hid, status, sid, opened in queries.values_list("id", "history_id", "status", "subject_id", "opened_at"):
@@ -184,7 +185,6 @@ def load_snapshot(trial: Trial, cut: datetime | None = None) -> TrialSnapshot:
         cohorts=[(c.pk, c.name, c.dose_level_cells_per_kg) for c in sorted(cohorts.values(), key=lambda c: c.name)],
         subjects=subjects,
         courses={pk: courses[pk] for pk in sorted(courses)},
-        days={pk: sorted(d, key=lambda r: r.day) for pk, d in sorted(days.items())},
         adverse_events=adverse_events,
         open_queries=open_queries,
         site_today=cut_day,

@@ -12,8 +12,11 @@ class ToxicityConfig(AppConfig):
 
     def ready(self):
         from trials.api.errors import register_constraint_fields
+        from trials.services import register_after_subject_write
 
-        from . import receivers  # noqa: F401  (re-grading when a subject's records change)
+        from .course.write import after_subject_write
         from .models import CONSTRAINT_FIELDS
 
         register_constraint_fields(CONSTRAINT_FIELDS)
+        # trials' writes (subject, infusion, death) end with the course's one write sequence
+        register_after_subject_write(after_subject_write)

@@ -15,7 +15,7 @@ from trials.roles import Role
 from trials.selectors import RoleIndex
 
 from .models import ACTIVE_QUERY_STATUSES, CheckRun, CheckRunStatus, Query, QueryOrigin
-from .queries import check_subjects
+from .course.write import check_subjects
 
 def check_run_create(*, user, trial: Trial) -> CheckRun:
     """Queue a run (data managers; ``user=None`` for the nightly schedule and the command line)."""

@@ -13,6 +13,14 @@ class Vasopressor(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class Inotrope(models.TextChoices):
+    """Recorded, never graded (R-CRS-8)."""
+
+    MILRINONE = "milrinone", "Milrinone"
+    DOBUTAMINE = "dobutamine", "Dobutamine"
+    OTHER = "other", "Other"
+
+
 class OxygenDevice(models.TextChoices):
     NONE = "none", "None"
     NASAL_CANNULA = "nasal_cannula", "Nasal cannula (low flow)"
@@ -40,7 +48,8 @@ class IceNotAssessable(models.TextChoices):
 
 
 class Consciousness(models.TextChoices):
-    AWAKENS_SPONTANEOUSLY = "awakens_spontaneously", "Awakens spontaneously"
+    ALERT = "alert", "Alert (normal)"
+    AWAKENS_SPONTANEOUSLY = "awakens_spontaneously", "Drowsy, awakens spontaneously"
     AWAKENS_TO_VOICE = "awakens_to_voice", "Awakens to voice"
     AWAKENS_TO_TACTILE = "awakens_to_tactile", "Awakens only to tactile stimulus"
     UNAROUSABLE = "unarousable", "Unarousable / stupor or coma"
@@ -76,12 +85,14 @@ class Corticosteroid(models.TextChoices):
     METHYLPREDNISOLONE = "methylprednisolone", "Methylprednisolone"
     HYDROCORTISONE = "hydrocortisone", "Hydrocortisone"
     PREDNISONE = "prednisone", "Prednisone"
+    PREDNISOLONE = "prednisolone", "Prednisolone"
     OTHER = "other", "Other"
 
 
 class Route(models.TextChoices):
     IV = "iv", "Intravenous"
     ORAL = "oral", "Oral"
+    INTRATHECAL = "intrathecal", "Intrathecal"
     OTHER = "other", "Other"
 
 

@@ -25,8 +25,8 @@ from toxicity.models import (
 from trials import services as trial_services
 from trials.models import Subject
 
-ADULT = {"temperature_max_c": "36.9", "ice_score": 10, "consciousness": "awakens_spontaneously"}
-CHILD = {"temperature_max_c": "36.9", "capd_score": 0, "consciousness": "awakens_spontaneously"}
+ADULT = {"temperature_max_c": "36.9", "ice_score": 10, "consciousness": "alert"}
+CHILD = {"temperature_max_c": "36.9", "capd_score": 0, "consciousness": "alert"}
 F = lambda t: {"temperature_max_c": t}  # noqa: E731  fever of the day
 HYPOTENSION = {"hypotension": True}
 ONE_PRESSOR = {"hypotension": True, "vasopressors": ["norepinephrine"]}

@@ -5,7 +5,7 @@ from django import forms
 from django.utils.html import format_html, format_html_join
 
 from toxicity import ctcae_terms
-from toxicity.choices import Seriousness, Vasopressor
+from toxicity.choices import Inotrope, Seriousness, Vasopressor
 from toxicity.grading.inputs import fahrenheit_to_celsius
 from toxicity.models import (
     AdverseEvent,
@@ -21,7 +21,7 @@ from toxicity.models import (
 # Data-dictionary order and wording.
 CRS_FIELDS = [
     "fever_other_cause", "antipyretic_given", "hypotension", "hypotension_other_cause", "vasopressors",
-    "vasopressin_other_indication", "hypoxia", "hypoxia_other_cause", "oxygen_device", "oxygen_flow_l_min",
+    "vasopressin_other_indication", "inotropes", "hypoxia", "hypoxia_other_cause", "oxygen_device", "oxygen_flow_l_min",
     "fio2_percent", "intubation_reason",
 ]
 ICE_FIELDS = ["ice_score", "ice_not_assessable"]
@@ -38,6 +38,7 @@ LABELS = {
     "hypotension_other_cause": "Hypotension attributed to another cause",
     "vasopressors": "Vasopressors running at the same time (worst moment of the day)",
     "vasopressin_other_indication": "Vasopressin given for another indication",
+    "inotropes": "Inotropes running (recorded, not graded: R-CRS-8)",
     "hypoxia": "Hypoxia (supplemental O2 needed for a deficit)",
     "hypoxia_other_cause": "Hypoxia attributed to another cause",
     "oxygen_device": "Highest oxygen support of the day",
@@ -89,6 +90,9 @@ class AssessmentForm(ChangeFields):
         self.fields["vasopressors"] = forms.MultipleChoiceField(
             choices=Vasopressor.choices, required=False, widget=forms.CheckboxSelectMultiple, label=LABELS["vasopressors"]
         )
+        self.fields["inotropes"] = forms.MultipleChoiceField(
+            choices=Inotrope.choices, required=False, widget=forms.CheckboxSelectMultiple, label=LABELS["inotropes"]
+        )
         self.tool = tool
         self.order_fields(["temperature", "temperature_unit", *names, "reason", "version"])
 
@@ -111,7 +115,7 @@ class AssessmentForm(ChangeFields):
 LOG_KINDS = {
     # slug: (model, form fields, title)
     "tocilizumab": (TocilizumabDose, ["administered_at", "dose_mg", "weight_kg", "indication"], "Tocilizumab doses"),
-    "corticosteroid": (CorticosteroidDose, ["drug", "administered_at", "dose_mg", "route", "indication"],
+    "corticosteroid": (CorticosteroidDose, ["drug", "administered_at", "dose_mg", "route", "indication", "weight_kg"],
                        "Corticosteroid doses"),
     "anticytokine": (AnticytokineDose, ["drug", "administered_at", "dose_mg", "weight_kg", "route", "indication"],
                      "Anakinra / siltuximab doses"),

@@ -41,7 +41,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers as drf_serializers
 
-from toxicity import services
+from toxicity.course.write import batched_writes
 from toxicity.api import views as api_views
 from trials.api.errors import field_errors, integrity_errors
 from trials.audit import RecordLockedError, StaleVersionError
@@ -354,7 +354,7 @@ def import_csv(*, user, trial: Trial, dataset: str, stream_or_text, dry_run: boo
         return report  # the columns cannot be trusted: no row is read
     importer = _RowImporter(user=user, trial=trial, ds=ds, header=header, report=report)
     with transaction.atomic():
-        with services.batched_after_writes():
+        with batched_writes():
             for number, cells in data_rows:
                 subject, data = importer.parse(number, cells)
                 if data is not None and importer.create(number, subject, data):

@@ -2,183 +2,35 @@
 
 Reconciliation is idempotent: a finding with an open query changes nothing; a finding without
 one opens one (unless a monitor closed the same rule on the same values with a justification);
-an open rule query whose rule passes is closed automatically, with an audit entry. It runs at
-save time for the saved subject and in the consistency job for every subject of a trial, always
-under the subject's row lock, and the database allows one open query per (rule, record, field).
+an open rule query whose rule passes is closed automatically, with an audit entry (a rule
+replaced by another closes as superseded). It runs in the write sequence of every save
+(``toxicity.course.write``) and in the consistency job for every subject of a trial, always under
+the subject's row lock, and the database allows one open query per (rule, record, field).
 """
-import json
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, TextField
-from django.db.models.functions import Cast
+from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 
-from toxicity.checks import Finding, SubjectSnapshot, job_only_rules, run_rules
-from toxicity.checks import records as r
+from toxicity.checks import SUPERSEDED, Finding, job_only_rules, run_rules
+from toxicity.course.derive import derive_course
+from toxicity.course.load import load_course
 from trials.audit import tracked_fields
 from trials.bulk import bulk_insert
-from trials.models import Death, Infusion, Subject
+from trials.models import Subject
 from trials.notifications import notify_on_commit
 from trials.roles import DATA_ENTRY_ROLES, Role
 from trials.selectors import RoleIndex
 from trials.workflow_services import record_model
 
-from .models import (
-    ACTIVE_QUERY_STATUSES,
-    AnticytokineDose,
-    CheckRun,
-    CorticosteroidDose,
-    DailyAssessment,
-    HemofiltrationSession,
-    PlasmaExchange,
-    Query,
-    QueryMessage,
-    QueryOrigin,
-    QueryStatus,
-    TocilizumabDose,
-)
+from .models import ACTIVE_QUERY_STATUSES, CheckRun, Query, QueryMessage, QueryOrigin, QueryStatus
 
 SYSTEM = "system"
-RAW_FIELDS = (
-    "temperature_max_c", "hypotension", "hypoxia", "vasopressors", "oxygen_device", "oxygen_flow_l_min", "fio2_percent",
-    "ice_score", "ice_not_assessable", "capd_score", "consciousness", "crs_grade_reported", "icans_grade_reported",
-)
-
-
-# --- snapshots: one subject's records as plain values ---------------------------------------
-
-
-def _json_reader():
-    """Decode JSON columns read as text, each distinct text once: the flags and reasons of daily
-    assessments repeat from day to day and from subject to subject. Returns ``read`` and the
-    text -> tuple cache it fills (read(text, True)), for a quick look-up first. Lists come back
-    as new lists (the caller may keep them), everything else as decoded (str, numbers, tuples)."""
-    tuples, values = {}, {}
-
-    def read(text, as_tuple=False):
-        if text is None:
-            return None
-        cache = tuples if as_tuple else values
-        value = cache.get(text)
-        if value is None:
-            value = json.loads(text)
-            if as_tuple:
-                value = tuple(value)
-            cache[text] = value
-        return list(value) if type(value) is list else value
-
-    return read, tuples
-
-
-def load_snapshots(subject_ids: Iterable[int], *, now=None) -> list[SubjectSnapshot]:
-    """Snapshots of many subjects with one query per table (the job checks subjects in chunks).
-
-    Rows are read as plain tuples (JSON columns as text, decoded once per distinct text) and
-    ordered within each subject only, without the joins of the models' default orderings.
-    """
-    now = now or timezone.now()
-    subjects = list(Subject.objects.filter(pk__in=list(subject_ids), voided=False).values_list(
-        "pk", "status", "day0", "enrolled_on", "baseline_weight_kg", "site__timezone",
-        "trial__daily_assessment_until_day", "trial__tocilizumab_response_hours",
-    ))
-    ids = [s[0] for s in subjects]
-    zones, trials = {}, {}
-    for s in subjects:
-        if s[5] not in zones:
-            zones[s[5]] = ZoneInfo(s[5])
-        if s[6:8] not in trials:
-            trials[s[6:8]] = r.Trial(*s[6:8])
-    tz = {s[0]: zones[s[5]] for s in subjects}
-
-    def local(subject_id, moment):
-        return moment.astimezone(tz[subject_id]).date()
-
-    read, texts = _json_reader()
-    assessments, infusions, doses = defaultdict(list), defaultdict(list), defaultdict(list)
-    plasma_exchanges, hemofiltrations = defaultdict(list), defaultdict(list)
-    Assessment = r.Assessment
-    as_text = [Cast(name, output_field=TextField()) if name == "vasopressors" else name for name in RAW_FIELDS]
-    for row in DailyAssessment.objects.filter(subject__in=ids, voided=False).order_by().values_list(
-        "id", "subject_id", "assessment_date", "study_day", "crs_grade_derived", "icans_grade_derived",
-        "ctcae_crs_grade_derived", Cast("flags", output_field=TextField()), Cast("reasons", output_field=TextField()),
-        *as_text,
-    ):
-        flags, reasons = texts.get(row[7]), texts.get(row[8])
-        if flags is None:
-            flags = read(row[7], True)
-        if reasons is None:
-            reasons = read(row[8], True)
-        raw = dict(zip(RAW_FIELDS, row[9:]))
-        agents = raw["vasopressors"]
-        raw["vasopressors"] = [] if agents == "[]" else read(agents)
-        assessments[row[1]].append(Assessment(row[0], row[2], row[3], row[4], row[5], row[6], flags, reasons, raw))
-    for row in Infusion.objects.filter(subject__in=ids, voided=False).order_by("infusion_number", "id").values(
-        "id", "subject_id", "infused_at", "dose_cells_per_kg", "weight_kg", "subject__cohort__dose_level_cells_per_kg"
-    ):
-        infusions[row["subject_id"]].append(r.Infusion(
-            id=row["id"], at=row["infused_at"], day=local(row["subject_id"], row["infused_at"]),
-            dose_cells_per_kg=row["dose_cells_per_kg"], cohort_dose_level=row["subject__cohort__dose_level_cells_per_kg"],
-            weight_kg=row["weight_kg"],
-        ))
-    for model, kind, extra in (
-        (TocilizumabDose, r.TOCILIZUMAB, ("weight_kg", "indication")),
-        (CorticosteroidDose, r.STEROID, ("drug", "indication")),
-        (AnticytokineDose, r.ANTICYTOKINE, ("drug", "weight_kg", "indication")),
-    ):
-        for row in model.objects.filter(subject__in=ids, voided=False).order_by("administered_at", "id").values(
-            "id", "subject_id", "administered_at", "dose_mg", *extra
-        ):
-            doses[row["subject_id"]].append(r.Dose(
-                kind=kind, id=row["id"], at=row["administered_at"], day=local(row["subject_id"], row["administered_at"]),
-                dose_mg=row["dose_mg"], drug=row.get("drug", "tocilizumab"), weight_kg=row.get("weight_kg"),
-                indication=row["indication"],
-            ))
-    for row in PlasmaExchange.objects.filter(subject__in=ids, voided=False).order_by("started_at", "id").values(
-        "id", "subject_id", "started_at", "plasma_volume_exchanged_ml", "plasma_volumes_exchanged", "weight_kg"
-    ):
-        plasma_exchanges[row["subject_id"]].append(r.PlasmaExchange(
-            id=row["id"], at=row["started_at"], day=local(row["subject_id"], row["started_at"]),
-            exchanged_ml=row["plasma_volume_exchanged_ml"], plasma_volumes=row["plasma_volumes_exchanged"],
-            weight_kg=row["weight_kg"],
-        ))
-    for row in HemofiltrationSession.objects.filter(subject__in=ids, voided=False).order_by("started_at", "id").values(
-        "id", "subject_id", "started_at", "effluent_rate_ml_h", "effluent_dose_ml_kg_h", "weight_kg"
-    ):
-        hemofiltrations[row["subject_id"]].append(r.Hemofiltration(
-            id=row["id"], at=row["started_at"], effluent_rate_ml_h=row["effluent_rate_ml_h"],
-            dose_ml_kg_h=row["effluent_dose_ml_kg_h"], weight_kg=row["weight_kg"],
-        ))
-    deaths = {
-        row["subject_id"]: r.Death(id=row["id"], day=row["death_date"], primary_cause=row["death_primary_cause"])
-        for row in Death.objects.filter(subject__in=ids, voided=False).order_by().values(
-            "id", "subject_id", "death_date", "death_primary_cause"
-        )
-    }
-    today = {}
-    snapshots = []
-    for pk, status, day0, enrolled_on, baseline_weight_kg, zone, *trial in subjects:
-        if zone not in today:
-            today[zone] = now.astimezone(zones[zone]).date()
-        snapshots.append(SubjectSnapshot(
-            id=pk, today=today[zone], now=now, timezone=zone, trial=trials[tuple(trial)],
-            status=status, day0=day0, enrolled_on=enrolled_on, baseline_weight_kg=baseline_weight_kg,
-            assessments=tuple(sorted(assessments.get(pk, ()), key=_day)),
-            infusions=tuple(infusions.get(pk, ())), doses=tuple(doses.get(pk, ())),
-            plasma_exchanges=tuple(plasma_exchanges.get(pk, ())), hemofiltrations=tuple(hemofiltrations.get(pk, ())),
-            death=deaths.get(pk),
-        ))
-    return snapshots
-
-
-def _day(assessment):
-    return assessment.day
 
 
 # --- reconciliation -------------------------------------------------------------------------
@@ -245,28 +97,17 @@ def reconcile(
     to_close = [pk for key, pk in active.items() if key not in current]
     for q in Query.objects.filter(pk__in=to_close) if to_close else ():  # in the default order, as before
         q.status, q.closed_at, q.closed_in_run = QueryStatus.CLOSED, now, run
-        q._change_reason = "auto-closed: the rule passes"
+        successor = SUPERSEDED.get(q.rule_id)
+        q._change_reason = f"auto-closed: superseded by {successor}" if successor else "auto-closed: the rule passes"
         q.save()
-        QueryMessage.objects.create(query=q, role=SYSTEM, action="auto_close",
-                                    text=f"Closed automatically: {q.rule_id} now passes.")
+        QueryMessage.objects.create(
+            query=q, role=SYSTEM, action="auto_close",
+            text=f"Closed automatically: {q.rule_id} is superseded by {successor}." if successor
+            else f"Closed automatically: {q.rule_id} now passes.")
         closed += 1
     if opened:
         _notify_site(opened)
     return Outcome(opened=opened, auto_closed=closed, unchanged=unchanged)
-
-
-def check_subjects(subject_ids: list[int], *, run: CheckRun | None = None, at_save: bool = False) -> Outcome:
-    """Run every soft rule over these subjects and reconcile their queries, in one transaction."""
-    with transaction.atomic():
-        subjects = list(Subject.objects.select_for_update().filter(pk__in=subject_ids).order_by("pk"))
-        findings = {s.pk: [] for s in subjects}  # a voided subject has no findings: its queries close
-        findings.update({snap.id: run_rules(snap) for snap in load_snapshots([s.pk for s in subjects])})
-        return reconcile(subjects, findings, run=run, at_save=at_save)
-
-
-def check_subject(subject: Subject) -> Outcome:
-    """Save-time checks: the coordinator sees the query at once."""
-    return check_subjects([subject.pk], at_save=True)
 
 
 # --- notifications --------------------------------------------------------------------------
@@ -398,8 +239,8 @@ def query_transition(*, user, query: Query, action: str, text: str) -> Query:
 
 
 def _current_finding(query: Query) -> Finding | None:
-    snapshots = load_snapshots([query.subject_id])
-    for f in run_rules(snapshots[0]) if snapshots else []:
+    course = load_course(query.subject_id)
+    for f in run_rules(derive_course(course, now=timezone.now())) if course is not None else []:
         if f.key == _key(query):
             return f
     return None

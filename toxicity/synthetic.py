@@ -6,8 +6,8 @@ grade >= 3 in about one in eight; CRS onset day 1-7, ICANS a few days later), wi
 therapy as guidelines give it and a few deliberate inconsistencies (reported grades that
 differ, missing temperatures and days, off-label tocilizumab doses, weight jumps) for the
 consistency job to find. Rows are written with ``bulk_insert_with_history``: one history row each,
-derived grades from the same engine and chain as a form save, no save-time checks (the job
-finds the inconsistencies).
+derived grades and episodes from the same course derivation as a form save (toxicity.course), no
+save-time checks (the job finds the inconsistencies).
 """
 import random
 from dataclasses import dataclass, field
@@ -27,9 +27,14 @@ from toxicity.models import (
     PlasmaExchange,
     TocilizumabDose,
 )
-from toxicity.services import SubjectContext, derive_chain
+from django.utils import timezone
+
+from toxicity.course import records as r
+from toxicity.course.derive import derive_course
+from toxicity.course.load import record_of
+from toxicity.course.store import store_episodes
 from toxicity.grading.dosing import effluent_dose_ml_kg_h, estimated_plasma_volume_ml, plasma_volumes_exchanged
-from reporting.services import refresh_trial_episodes
+from toxicity.models import OBSERVATIONS
 from trials.bulk import bulk_insert_with_history
 from trials.models import Cohort, Infusion, Site, Subject, Trial
 from trials.study_day import age_in_years
@@ -92,13 +97,13 @@ def _crs_observations(rng, g):
 def _icans_observations(rng, g, child):
     if child:
         capd = {0: 0, 1: rng.randint(1, 8), 2: rng.randint(1, 8), 3: rng.randint(9, 20), 4: rng.randint(9, 20)}[g]
-        obs = {"capd_score": capd, "consciousness": {0: "awakens_spontaneously", 1: "awakens_spontaneously",
+        obs = {"capd_score": capd, "consciousness": {0: "alert", 1: "awakens_spontaneously",
                                                      2: "awakens_to_voice", 3: "awakens_to_tactile", 4: "unarousable"}[g]}
         if g >= 4:
             obs.update(capd_score=None, capd_unable=True)
         return obs
     ice = {0: 10, 1: rng.randint(7, 9), 2: rng.randint(3, 6), 3: rng.randint(0, 2)}.get(g)
-    obs = {"ice_score": ice, "consciousness": {0: "awakens_spontaneously", 1: "awakens_spontaneously",
+    obs = {"ice_score": ice, "consciousness": {0: "alert", 1: "awakens_spontaneously",
                                                2: "awakens_to_voice", 3: "awakens_to_tactile"}.get(g, "unarousable")}
     if g >= 4:
         obs.update(ice_score=None, ice_not_assessable="unarousable")
@@ -154,6 +159,9 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
 
         infusions, assessments, logs = [], [], {m: [] for m in (TocilizumabDose, CorticosteroidDose, AnticytokineDose,
                                                                  PlasmaExchange, HemofiltrationSession, IcuStay)}
+        settings = r.Trial(trial.crs_scale, trial.icans_scale, trial.daily_assessment_until_day,
+                           trial.tocilizumab_response_hours)
+        now, derived = timezone.now(), []
         for subject, (site, day0, weight, age) in zip(subject_rows, plans):
             tz = ZoneInfo(site.timezone)
             cohort = subject.cohort
@@ -166,7 +174,7 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
             ))
             crs, icans = _course(rng, days)
             child = age < 12
-            rows, triggers = [], []
+            rows, first_log = [], {m: len(logs[m]) for m in logs}
             toci_given = 0
             for d in range(days):
                 if rng.random() < 0.005:
@@ -185,19 +193,16 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
                     at = _at(day0, d, 9 if toci_given == 1 else 20, tz)
                     logs[TocilizumabDose].append(TocilizumabDose(subject=subject, administered_at=at, dose_mg=mg,
                                                                  weight_kg=weight, indication="crs"))
-                    triggers.append(at.date())
                 if (icans[d] >= 2 or crs[d] >= 3) and rng.random() < 0.6:
                     at = _at(day0, d, 11, tz)
                     logs[CorticosteroidDose].append(CorticosteroidDose(
                         subject=subject, drug="dexamethasone", administered_at=at, dose_mg=Decimal(10), route="iv",
                         indication="icans" if icans[d] >= 2 else "crs"))
-                    triggers.append(at.date())
                 if icans[d] >= 3 and rng.random() < 0.3:
                     at = _at(day0, d, 14, tz)
                     logs[AnticytokineDose].append(AnticytokineDose(
                         subject=subject, drug="anakinra", administered_at=at, dose_mg=Decimal(100), weight_kg=weight,
                         route="iv", indication="icans"))
-                    triggers.append(at.date())
                 if crs[d] >= 3 and (d == 0 or crs[d - 1] < 3):
                     logs[IcuStay].append(IcuStay(subject=subject, admitted_at=_at(day0, d, 16, tz),
                                                  discharged_at=_at(day0, min(days - 1, d + 3), 12, tz), reason="crs"))
@@ -215,11 +220,28 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
                             subject=subject, modality="cvvhdf", started_at=_at(day0, d, 21, tz),
                             ended_at=_at(day0, d + 1, 21, tz), effluent_rate_ml_h=rate, weight_kg=weight,
                             effluent_dose_ml_kg_h=effluent_dose_ml_kg_h(rate, weight)))
-            ctx = SubjectContext(subject=subject, death=None, trigger_dates=tuple(sorted(triggers)))
-            derived = derive_chain(rows, ctx)
-            for row in rows:
-                for name, value in (derived[id(row)] or {}).items():
+            # the grades a form save would store: the same derivation over the course in memory
+            course = r.Course(r.Subject(
+                id=subject.pk, subject_id=subject.subject_id, trial_id=trial.pk, site_id=site.pk, timezone=site.timezone,
+                enrolled_on=subject.enrolled_on, day0=day0, age_years=age, capd_baseline=subject.capd_baseline,
+                baseline_weight_kg=weight, cohort_dose_level=cohort.dose_level_cells_per_kg), settings)
+            own_logs = [row for m in logs for row in logs[m][first_log[m]:]]
+            course = r.Course(
+                course.subject, settings,
+                assessments=tuple(r.Assessment(None, a.assessment_date, {n: getattr(a, n) for n in OBSERVATIONS})
+                                  for a in rows),
+                doses=tuple(sorted((record_of(x, course) for x in own_logs
+                                    if isinstance(x, (TocilizumabDose, CorticosteroidDose, AnticytokineDose))),
+                                   key=lambda x: x.at)),
+                plasma_exchanges=tuple(record_of(x, course) for x in own_logs if isinstance(x, PlasmaExchange)),
+                hemofiltrations=tuple(record_of(x, course) for x in own_logs if isinstance(x, HemofiltrationSession)),
+                icu_stays=tuple(record_of(x, course) for x in own_logs if isinstance(x, IcuStay)),
+            )
+            course_derived = derive_course(course, now=now)
+            for row, day in zip(rows, course_derived.days):
+                for name, value in (day.grades.columns() if day.grades else {}).items():
                     setattr(row, name, value)
+            derived.append(course_derived)
             assessments.extend(rows)
         bulk_insert_with_history(Infusion, infusions, user=user, reason=REASON)
         out.assessments = len(bulk_insert_with_history(DailyAssessment, assessments, user=user, reason=REASON))
@@ -227,5 +249,5 @@ def generate(protocol_code: str, *, subjects: int, days: int, seed: int, today: 
             bulk_insert_with_history(model, rows, user=user, reason=REASON)
             out.counts[model._meta.model_name] = len(rows)
         out.interventions = sum(out.counts.values())
-        refresh_trial_episodes(trial.pk)
+        store_episodes(derived)
     return out

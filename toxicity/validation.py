@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from toxicity import ctcae_terms
+from toxicity.course.records import SERIOUSNESS_CODES
 from toxicity.grading.dosing import PLASMA_ML_PER_KG, effluent_dose_ml_kg_h, mg_per_kg
 
 Errors = dict[str, list[str]]
@@ -18,7 +19,10 @@ Errors = dict[str, list[str]]
 TOCI_MAX_DOSE_MG = Decimal("1600")
 TOCI_MAX_MG_PER_KG = Decimal("16")
 TOCI_DUPLICATE_WINDOW = timedelta(hours=1)
-STEROID_MAX_DOSE_MG = {"dexamethasone": Decimal("100"), "methylprednisolone": Decimal("2000"), "hydrocortisone": Decimal("1000")}
+# STEROID-DOSE-IMPOSSIBLE (checks.md): mg per dose; methylprednisolone also 30 mg/kg per dose.
+STEROID_MAX_DOSE_MG = {"dexamethasone": Decimal("100"), "methylprednisolone": Decimal("2000"),
+                       "hydrocortisone": Decimal("1000"), "prednisone": Decimal("1000"), "prednisolone": Decimal("1000")}
+NON_SYSTEMIC_ROUTES = ("intrathecal",)  # outside the per-kg systemic limits (data-dictionary.md)
 METHYLPREDNISOLONE_MAX_MG_PER_KG = Decimal("30")
 ANAKINRA_MAX_MG_PER_24H = Decimal("2400")
 SILTUXIMAB_MAX_MG_PER_KG = Decimal("22")
@@ -71,16 +75,21 @@ def tocilizumab_errors(v: dict[str, Any], *, now: datetime, other_starts: Iterab
 
 
 def corticosteroid_errors(v: dict[str, Any], *, now: datetime, weight_kg: Decimal | None) -> Errors:
+    """``weight_kg``: the dose's own weight, else the latest recorded on or before the dose date
+    (never a later one: a later, lower weight must not make an earlier dose impossible)."""
     errors: Errors = {}
     drug, dose = v.get("drug"), v.get("dose_mg")
+    systemic = v.get("route") not in NON_SYSTEMIC_ROUTES
     if dose is not None:
         limit = STEROID_MAX_DOSE_MG.get(drug)
         if dose <= 0:
             _add(errors, "dose_mg", "The dose must be greater than 0 mg.")
         elif limit is not None and dose > limit:
             _add(errors, "dose_mg", f"STEROID-DOSE-IMPOSSIBLE: {drug} {dose} mg is above {limit} mg per dose.")
-        elif drug == "methylprednisolone" and weight_kg and dose > METHYLPREDNISOLONE_MAX_MG_PER_KG * weight_kg:
-            _add(errors, "dose_mg", f"STEROID-DOSE-IMPOSSIBLE: methylprednisolone {mg_per_kg(dose, weight_kg)} mg/kg is above 30 mg/kg.")
+        elif (drug == "methylprednisolone" and systemic and weight_kg
+              and dose > METHYLPREDNISOLONE_MAX_MG_PER_KG * weight_kg):
+            _add(errors, "dose_mg", f"STEROID-DOSE-IMPOSSIBLE: methylprednisolone {mg_per_kg(dose, weight_kg)} mg/kg "
+                                    f"is above 30 mg/kg (weight {weight_kg} kg, on or before the dose date).")
     _not_future(errors, "administered_at", v.get("administered_at"), now)
     return errors
 
@@ -169,9 +178,10 @@ def icu_stay_errors(v: dict[str, Any], *, now: datetime) -> Errors:
 # --- typed-in CTCAE adverse events (data-dictionary.md, "Other adverse events") ---------------
 
 AE_GRADES = range(1, 6)  # CTCAE grades 1-5; 5 = death related to the AE
-SERIOUSNESS_CODES = (
-    "death", "life_threatening", "hospitalization", "disability", "congenital_anomaly", "important_medical_event",
-)
+def ordered_seriousness(codes) -> list[str]:
+    """The criteria once each, in the contract's order (unknown codes last, as given)."""
+    order = {code: n for n, code in enumerate(SERIOUSNESS_CODES)}
+    return sorted(set(codes), key=lambda c: (order.get(c, len(order)), c))
 OUTCOMES_RESOLVED = ("recovered", "recovered_with_sequelae")
 OUTCOMES_ONGOING = ("recovering", "not_recovered")
 OUTCOME_FATAL = "fatal"

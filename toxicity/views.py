@@ -1,7 +1,6 @@
 """Browser pages of the CRFs: the casebook timeline, the daily assessment form with live grades,
 the rescue-therapy logs, and the query inbox / worklist. Thin: selectors read, services write."""
 import csv
-import json
 from datetime import date, timedelta
 
 from django.contrib import messages
@@ -16,6 +15,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from toxicity import queries, services
+from toxicity.grading.inputs import FeverMask
+from toxicity.preview import masked_text
 from toxicity.forms import (
     CAPD_FIELDS,
     CRS_FIELDS,
@@ -268,13 +269,13 @@ def assessment_day(request, pk, day):
     if existing is not None:
         day_queries = list(scoped(request.user, Query.objects.filter(
             record_type="toxicity.dailyassessment", record_id=existing.pk), CRF_ROLES).order_by("status", "-opened_at"))
-    context = services.grading_context_for(subject, day, exclude_pk=existing.pk if existing else None)
     verification = (SourceVerification.objects.filter(record_type="toxicity.dailyassessment", record_id=existing.pk).first()
                     if existing else None)
     return render(request, "toxicity/assessment_form.html", {
         "subject": subject, "day": day, "study_day": (day - subject.day0).days if subject.day0 else None,
         "form": form, "assessment": existing, "can_enter": can_enter, "tool": tool,
-        "grading_context": json.dumps(context), "queries": day_queries,
+        "preview_url": reverse("assessment-preview", args=[subject.pk, day.isoformat()]) if can_enter else "",
+        "queries": day_queries, "masked_text": masked_text(_mask_of(existing)),
         "can_query": bool(roles & queries.REVIEWERS), "can_verify": Role.MONITOR in roles,
         "sdv": wf.sdv_status(existing, verification) if existing else None,
         "previous": day - timedelta(days=1), "next": day + timedelta(days=1),
@@ -285,6 +286,12 @@ def assessment_day(request, pk, day):
 
 def _g(grade):
     return "NE" if grade is None else grade
+
+
+def _mask_of(a: DailyAssessment | None) -> FeverMask | None:
+    if a is None or not a.fever_masked_by:
+        return None
+    return FeverMask(a.fever_masked_by["drug"], date.fromisoformat(a.fever_masked_by["date"]))
 
 
 # --- rescue-therapy logs --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""E-mail notifications, sent after the transaction commits (Django's e-mail backend)."""
+"""E-mail notifications, enqueued when the transaction commits and sent by a Celery task, so a
+request never waits for the mail server (a rolled-back write tells no one)."""
 from django.core.mail import send_mail
 from django.db import transaction
 
@@ -13,13 +14,19 @@ def emails_for(trial_id: int, roles, site_id: int | None = None) -> list[str]:
     return sorted({m.user.email for m in members if m.user.email and m.user.is_active})
 
 
-def notify_on_commit(*, trial_id: int, roles, subject_line: str, body: str, site_id: int | None = None) -> None:
-    def send():
-        recipients = emails_for(trial_id, roles, site_id)
-        if recipients:
-            send_mail(subject=subject_line, message=body, from_email=None, recipient_list=recipients)
+def send_notification(*, trial_id: int, roles, subject_line: str, body: str, site_id: int | None = None) -> int:
+    """Send one notification now to the members holding ``roles``; returns how many recipients."""
+    recipients = emails_for(trial_id, roles, site_id)
+    if recipients:
+        send_mail(subject=subject_line, message=body, from_email=None, recipient_list=recipients)
+    return len(recipients)
 
-    transaction.on_commit(send)
+
+def notify_on_commit(*, trial_id: int, roles, subject_line: str, body: str, site_id: int | None = None) -> None:
+    from .tasks import notify  # the task module imports this one
+
+    kwargs = dict(trial_id=trial_id, roles=sorted(roles), subject_line=subject_line, body=body, site_id=site_id)
+    transaction.on_commit(lambda: notify.delay(**kwargs))
 
 
 def notify_data_managers(*, subject, text: str) -> None:

@@ -19,8 +19,25 @@ from .models import Death, Infusion, Membership, Site, Subject, Trial
 from .roles import DATA_ENTRY_ROLES
 from .selectors import RoleIndex
 from .notifications import notify_data_managers
-from .signals import subject_records_changed
 from .study_day import age_in_years
+
+# --- the clinical course after a write --------------------------------------------------------
+# A subject's grades, episodes and checks depend on its day 0, age, death and own fields. They are
+# the clinical course's (toxicity.course), which trials may not import (the import direction is
+# trials <- toxicity <- reporting), so the course registers its write sequence here once, at
+# start-up (ToxicityConfig.ready), and every write below ends with the one explicit call
+# ``after_subject_write``.
+_after_subject_write = []
+
+
+def register_after_subject_write(sequence) -> None:
+    """``sequence(subject, *, user, because)``, run at the end of every write of this module."""
+    _after_subject_write[:] = [sequence]
+
+
+def after_subject_write(subject: "Subject", *, user, because: str) -> None:
+    for sequence in _after_subject_write:
+        sequence(subject, user=user, because=because)
 
 
 def require_roles(user, roles, trial_id: int, site_id: int | None) -> None:
@@ -90,13 +107,16 @@ def subject_update(*, subject: Subject, user, version: int | None, reason: str |
             derive=_derive_subject,
         )
         if changed:
-            subject_records_changed.send(Subject, subject=subject, user=user, because="the subject record was corrected")
+            after_subject_write(subject, user=user, because="the subject record was corrected")
     return subject
 
 
 def subject_void(*, subject: Subject, user, version: int | None, reason: str | None) -> Subject:
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
-    return audited_void(Subject, subject.pk, user=user, version=version, reason=reason)
+    with transaction.atomic():
+        subject = audited_void(Subject, subject.pk, user=user, version=version, reason=reason)
+        after_subject_write(subject, user=user, because="the subject was marked entered in error")
+    return subject
 
 
 def _derived_status(current: str, *, infused: bool, died: bool) -> str:
@@ -134,17 +154,17 @@ def _derive_subject(subject: Subject) -> None:
 
 
 def subject_refresh_derived(subject: Subject, *, user, because: str) -> Subject:
-    """After an infusion or death changed: store the subject's derived values (a system audit row)
-    and tell other apps (the toxicity grades depend on day 0, age and death)."""
+    """After an infusion or death changed: store the subject's derived values (a system audit row),
+    then the clinical course's sequence (the grades depend on day 0, age and death)."""
     with transaction.atomic():
-        subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+        subject = Subject.objects.select_for_update().select_related("site", "trial").get(pk=subject.pk)
         system_update(
             subject,
             user=user,
             reason="day 0, age at index infusion and status derived from the subject's records",
             changes=_subject_derived_values(subject),
         )
-        subject_records_changed.send(Subject, subject=subject, user=user, because=because)
+        after_subject_write(subject, user=user, because=because)
     return subject
 
 

@@ -1,13 +1,18 @@
-// Live derived grades on the daily assessment form: POST the form to the grading preview
-// endpoint as the user types; show the grades, reasons, would-be queries and field errors.
+// Live derived grades on the daily assessment form: POST the form's observations to the page's
+// preview endpoint as the user types. The server grades them in the context of the subject's
+// course (fever-masking windows, ongoing episode), so the panel shows what saving will store:
+// the grades, "≥ 3 (oxygen device missing)" for an NE day with a proven floor, "masked by
+// tocilizumab on 12 Mar", the reasons, the queries saving will raise, and field errors.
+// A read-only form (monitor, data manager) has no preview URL: the saved grades stay shown.
 (function () {
   "use strict";
   var form = document.getElementById("assessment-form");
-  if (!form) return;
-  var context = JSON.parse(form.dataset.context || "{}");
+  if (!form || !form.dataset.preview) return;
+  var url = form.dataset.preview;
   var out = document.getElementById("grade-preview");
   var csrf = form.querySelector("[name=csrfmiddlewaretoken]");
   var skip = { csrfmiddlewaretoken: 1, version: 1, reason: 1, temperature: 1, temperature_unit: 1 };
+  var LISTS = { vasopressors: 1, inotropes: 1 };
   var FLOW_DEVICES = ["nasal_cannula", "high_flow_nasal_cannula"];
 
   function el(name) { return form.elements.namedItem(name); }
@@ -33,17 +38,16 @@
     return String(value);
   }
   function collect() {
-    var data = Object.assign({}, context);
-    var vasopressors = [];
+    var data = {};
+    Object.keys(LISTS).forEach(function (name) { data[name] = []; });
     Array.prototype.forEach.call(form.elements, function (input) {
       if (!input.name || skip[input.name] || input.type === "submit") return;
       var box = input.closest("[data-field]");
       if (box && box.hidden) return;
-      if (input.name === "vasopressors") { if (input.checked) vasopressors.push(input.value); return; }
+      if (LISTS[input.name]) { if (input.checked) data[input.name].push(input.value); return; }
       if (input.type === "checkbox") { data[input.name] = input.checked; return; }
       if (input.value !== "") data[input.name] = input.value;
     });
-    data.vasopressors = vasopressors;
     var t = celsius();
     if (t !== null) data.temperature_max_c = t;
     return data;
@@ -57,10 +61,11 @@
   function render(result) {
     out.replaceChildren();
     var p = document.createElement("p");
-    var crs = text("strong", "CRS grade " + result.crs_grade, "g" + result.crs_grade);
-    var icans = text("strong", "ICANS grade " + result.icans_grade, "g" + result.icans_grade);
+    var crs = text("strong", "CRS grade " + result.crs_text, "g" + result.crs_grade);
+    var icans = text("strong", "ICANS grade " + result.icans_text, "g" + result.icans_grade);
     p.append(crs, " · ", icans, text("span", " (CTCAE v5.0 CRS " + result.ctcae_crs_grade + ")", "small muted"));
     out.append(p);
+    if (result.masked_text) out.append(text("p", "Fever " + result.masked_text + " (R-CRS-2)", "masked"));
     if (result.flags.length) {
       out.append(text("p", "Will raise a query on saving: " + result.flags.join(", "), "small"));
     }
@@ -74,7 +79,7 @@
   var timer = null, seq = 0;
   function preview() {
     var mine = ++seq;
-    fetch("/api/v1/grading/preview/", {
+    fetch(url, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf ? csrf.value : "" },
       body: JSON.stringify(collect()),

@@ -54,7 +54,7 @@ def moment(subject: Subject, days_after_day0: int, hour: int = 9, minute: int = 
 def assessment_body(subject, n):
     """Fever on even days only: each starts a new CRS episode, which the odd day after ends."""
     return {"assessment_date": str(subject.day0 + timedelta(days=n)), "temperature_max_c": "36.8" if n % 2 else "38.4",
-            "ice_score": 10, "consciousness": "awakens_spontaneously"}
+            "ice_score": 10, "consciousness": "alert"}
 
 
 CREATE_BODIES = {

@@ -452,12 +452,12 @@ def write_case(api, path, method) -> Write:
         body = {"record_type": "toxicity.tocilizumabdose", "record_id": _first(api, "tocilizumab-doses")}
         return Write(API + path, body)
     if path == "grading/preview/":
-        body = {"temperature_max_c": 38.5, "ice_score": 10, "consciousness": "awakens_spontaneously"}
+        body = {"temperature_max_c": 38.5, "ice_score": 10, "consciousness": "alert"}
         return Write(API + path, body, site=None, success=200)
     if path == "imports/{dataset}/":
         day = api.subject_a.day0 + timedelta(days=16)
         text = ("subject_id,assessment_date,temperature_max_c,ice_score,consciousness\n"
-                f"{api.subject_a.subject_id},{day},37.0,10,awakens_spontaneously\n")
+                f"{api.subject_a.subject_id},{day},37.0,10,alert\n")
         return Write(f"{API}imports/assessments/?trial={api.trial.pk}", text, success=200, content_type="text/csv",
                      refusal_fields={"errors", "file", "dataset", "dry_run", "committed", "rows", "created"})
     raise AssertionError(f"no write case for {method.upper()} {API}{path}: add one to write_case()")

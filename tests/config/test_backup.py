@@ -19,7 +19,7 @@ POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgr
 needs_postgres = pytest.mark.skipif(
     not POSTGRES, reason="pg_dump/pg_restore back up PostgreSQL; the embedded SQLite database is one file to copy"
 )
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 
 
 def url_for(name: str) -> str:

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from toxicity import services
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 
 
 def example_code() -> str:

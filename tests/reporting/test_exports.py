@@ -11,10 +11,11 @@ from django.db import connection
 from reporting.datasets import datasets
 from reporting.deid import IDENTIFIED, Disclosure, shifts_for
 from reporting.exports import export_csv
-from reporting.models import AccessLogEntry, Episode
+from reporting.models import AccessLogEntry
+from toxicity.models import Episode
 from toxicity import services
 
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 SPONSOR_VIEW = Disclosure(identifiers=False, free_text=False, shift_dates=False)
 
 

@@ -14,10 +14,12 @@ from pypdf import PdfReader
 
 from reporting.ae_report import build_ae_report
 from reporting.dsmb import build_dsmb_report
-from reporting.episodes import Course, IcuStay, Therapy
 from reporting.figures import max_grade_bars, swimmer_plot
 from reporting.pdf import render_ae_pdf, render_dsmb_pdf
-from reporting.snapshot import DailyRow, SubjectInfo, TrialSnapshot, TypedAdverseEvent
+from reporting.snapshot import SubjectInfo, TrialSnapshot, TypedAdverseEvent
+from tests.toxicity.course_builders import A, subject as subject_record
+from toxicity.course import records as r
+from toxicity.course.derive import assemble
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DAY0 = date(2025, 3, 1)
@@ -40,12 +42,43 @@ def _grades(changes: dict[int, int | None], *, until: int = 14, skip: tuple[int,
     return [(d, changes.get(d, 0)) for d in range(until + 1) if d not in skip]
 
 
-def _subject_data(crs: dict, icans: dict, *, until=14, skip=(), **course):
+THERAPY = {"tocilizumab": r.TOCILIZUMAB, "corticosteroid": r.STEROID, "anticytokine": r.ANTICYTOKINE}
+
+
+def therapy(kind: str, day: date, *, drug: str = "", dose_mg=Decimal("10"), n=1):
+    """A rescue-therapy record on a day (doses at 10:00 UTC, procedures 10:00-14:00)."""
+    moment = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=10)
+    if kind == "plasma_exchange":
+        return "plasma_exchanges", r.PlasmaExchange(n, moment, moment + timedelta(hours=2), day, 3000, None, Decimal(70))
+    if kind == "hemofiltration":
+        return "hemofiltrations", r.Hemofiltration(n, moment, moment + timedelta(hours=4), day, "cvvhdf", 1750, None,
+                                                   Decimal(70))
+    return "doses", r.Dose(THERAPY[kind], n, moment, day, drug or "tocilizumab", dose_mg, "crs", "iv", Decimal(70))
+
+
+def course_and_days(pk, day0, crs, icans, *, therapies=(), icu_stays=(), death=None, cut=CUT):
+    """A subject's course as recorded, with its days derived to the given grades (None = NE)."""
+    days = [A((day - day0).days, crs=c, icans=i, day0=day0, id_=pk * 1000 + (day - day0).days, ice_score=10)
+            for (day, c), (_, i) in zip(crs, icans)]
+    records = {"doses": [], "plasma_exchanges": [], "hemofiltrations": []}
+    for name, record in therapies:
+        records[name].append(record)
+    course = r.Course(subject_record(id=pk, day0=day0, timezone="UTC"), r.Trial(),
+                      assessments=tuple(d.assessment for d in days),
+                      **{name: tuple(rows) for name, rows in records.items()},
+                      icu_stays=tuple(icu_stays), death=death)
+    return course, assemble(course, days, now=cut)
+
+
+def _subject_data(pk, crs: dict, icans: dict, *, until=14, skip=(), therapies=(), icu_stays=(), death=None):
     c, i = _grades(crs, until=until, skip=skip), _grades(icans, until=until, skip=skip)
-    days = [DailyRow(DAY0 + timedelta(days=d), g, h, g is not None and g >= 2, g is not None and g >= 3, False, False)
-            for (d, g), (_, h) in zip(c, i)]
-    return Course(day0=DAY0, crs=tuple((DAY0 + timedelta(days=d), g) for d, g in c),
-                  icans=tuple((DAY0 + timedelta(days=d), g) for d, g in i), **course), days
+    return course_and_days(pk, DAY0, [(on(d), g) for d, g in c], [(on(d), g) for d, g in i],
+                           therapies=therapies, icu_stays=icu_stays, death=death)
+
+
+def icu(admitted: date, discharged: date | None):
+    return r.IcuStay(1, datetime.combine(admitted, datetime.min.time(), tzinfo=timezone.utc), None, admitted,
+                     discharged, "crs")
 
 
 def on(day: int) -> date:
@@ -57,26 +90,27 @@ def small_snapshot() -> TrialSnapshot:
                 _subject(6, 2, 2), _subject(7, 1, 2, infused=False)]
     data = {
         # 101-001: CRS 1, 3, 2 on days 1-3, resolved day 4; tocilizumab day 2; ICU days 2-3.
-        1: _subject_data({1: 1, 2: 3, 3: 2}, {}, therapies=(Therapy("tocilizumab", on(2)),),
-                         icu_stays=(IcuStay(on(2), on(4)),)),
+        1: _subject_data(1, {1: 1, 2: 3, 3: 2}, {}, therapies=(therapy("tocilizumab", on(2)),),
+                         icu_stays=(icu(on(2), on(4)),)),
         # 101-002: CRS grade 1 days 1-2; ICANS 2, NE, 1 on days 4-6.
-        2: _subject_data({1: 1, 2: 1}, {4: 2, 5: None, 6: 1}),
-        3: _subject_data({}, {}),
+        2: _subject_data(2, {1: 1, 2: 1}, {4: 2, 5: None, 6: 1}),
+        3: _subject_data(3, {}, {}),
         # 102-004: CRS 2 day 2; ICANS grade 4 from day 6, died day 9 of ICANS.
-        4: _subject_data({2: 2}, {6: 3, 7: 4, 8: 4, 9: 4}, until=9, death_date=on(9), death_cause="icans",
-                         therapies=(Therapy("corticosteroid", on(6), drug="dexamethasone", dose_mg=Decimal("10")),)),
+        4: _subject_data(4, {2: 2}, {6: 3, 7: 4, 8: 4, 9: 4}, until=9, death=r.Death(1, on(9), "icans"),
+                         therapies=(therapy("corticosteroid", on(6), drug="dexamethasone"),)),
         # 101-005: ICANS grade 3 days 6-7, resolved day 8 with methylprednisolone.
-        5: _subject_data({}, {6: 3, 7: 2}, therapies=(
-            Therapy("corticosteroid", on(6), drug="methylprednisolone", dose_mg=Decimal("1000")),)),
+        5: _subject_data(5, {}, {6: 3, 7: 2}, therapies=(
+            therapy("corticosteroid", on(6), drug="methylprednisolone", dose_mg=Decimal("1000")),)),
         # 102-006: no CRS/ICANS, day 7 not entered.
-        6: _subject_data({}, {}, skip=(7,)),
+        6: _subject_data(6, {}, {}, skip=(7,)),
     }
     courses = {pk: course for pk, (course, _) in data.items()}
-    courses[7] = Course(day0=None, crs=(), icans=())
+    derived = {pk: d for pk, (_, d) in data.items()}
+    courses[7], derived[7] = course_and_days(7, DAY0, [], [])
     return TrialSnapshot(
         trial_id=1, protocol_code="CART-TOX-01", title="Phase I CAR-T toxicity study", crs_scale="astct_2019",
         icans_scale="astct_2019", cut=CUT, daily_assessment_until_day=14, stopping=STOPPING, sites=SITES,
-        cohorts=COHORTS, subjects=subjects, courses=courses, days={pk: days for pk, (_, days) in data.items()},
+        cohorts=COHORTS, subjects=subjects, courses=courses, derived=derived,
         adverse_events=[TypedAdverseEvent(subject_pk=6, term="Neutrophil count decreased", version="v5.0", grade=4,
                                           onset_date=on(10), resolution_date=on(15), serious=False,
                                           relatedness="possibly_related", outcome="recovered")],
@@ -91,7 +125,7 @@ def large_snapshot(n: int = 500, days: int = 35, seed: int = 7) -> TrialSnapshot
     sites = [(k, f"{100 + k}", f"Site {k}") for k in range(1, 11)]
     cohorts = [(k, f"DL{k}", 10.0 ** (5 + k)) for k in range(1, 5)]
     cut = datetime(2025, 6, 30, 12, tzinfo=timezone.utc)
-    subjects, courses, all_days = [], {}, {}
+    subjects, courses, derived = [], {}, {}
     for pk in range(1, n + 1):
         site, cohort = sites[pk % 10], cohorts[pk % 4]
         day0 = date(2025, 5, 1) + timedelta(days=pk % 20)
@@ -103,20 +137,18 @@ def large_snapshot(n: int = 500, days: int = 35, seed: int = 7) -> TrialSnapshot
             level_i = max(0, min(4, level_i + rng.choice((-1, 0, 0, 0, 1)) if 3 < d < 20 else 0))
             crs.append((day0 + timedelta(days=d), None if rng.random() < 0.01 else level_c))
             icans.append((day0 + timedelta(days=d), None if rng.random() < 0.01 else level_i))
-        therapies = tuple(Therapy(kind, day0 + timedelta(days=rng.randrange(1, 10)),
-                                  drug="dexamethasone" if kind == "corticosteroid" else "anakinra",
-                                  dose_mg=Decimal("10"))
+        therapies = tuple(therapy(kind, day0 + timedelta(days=rng.randrange(1, 10)),
+                                  drug="dexamethasone" if kind == "corticosteroid" else "anakinra")
                           for kind in ("tocilizumab", "corticosteroid", "anticytokine", "plasma_exchange",
                                        "hemofiltration") if rng.random() < 0.25)
-        icu = (IcuStay(day0 + timedelta(days=3), day0 + timedelta(days=6)),) if rng.random() < 0.15 else ()
-        death = day0 + timedelta(days=days - 1) if rng.random() < 0.04 else None
-        courses[pk] = Course(day0=day0, crs=tuple(crs), icans=tuple(icans), therapies=therapies, icu_stays=icu,
-                             death_date=death, death_cause="crs" if death else None)
-        all_days[pk] = [DailyRow(day, c, i, False, False, False, False) for (day, c), (_, i) in zip(crs, icans)]
+        stays = (icu(day0 + timedelta(days=3), day0 + timedelta(days=6)),) if rng.random() < 0.15 else ()
+        death = r.Death(pk, day0 + timedelta(days=days - 1), "crs") if rng.random() < 0.04 else None
+        courses[pk], derived[pk] = course_and_days(pk, day0, crs, icans, therapies=therapies, icu_stays=stays,
+                                                   death=death, cut=cut)
     return TrialSnapshot(
         trial_id=2, protocol_code="CART-BIG", title="Large synthetic trial", crs_scale="astct_2019",
         icans_scale="astct_2019", cut=cut, daily_assessment_until_day=28, stopping=STOPPING, sites=sites,
-        cohorts=cohorts, subjects=subjects, courses=courses, days=all_days, adverse_events=[], open_queries=[],
+        cohorts=cohorts, subjects=subjects, courses=courses, derived=derived, adverse_events=[], open_queries=[],
         site_today={s[0]: cut.date() for s in sites},
     )
 
@@ -203,7 +235,13 @@ def test_stopping_rule_status_and_boundary_table(closed_text):
 def test_listings(closed_text):
     text, _ = closed_text
     listing = text[text.find("5.1 Adverse events of grade >= 3"):]
-    assert "101-001 101 DL1 Cytokine release syndrome astct_2019 3 2025-03-02 1 2025-03-05 3 yes related recovered tocilizumab x1; ICU 2 d" in listing
+    # serious per ICH E2A, not severity: the ICU stay for CRS makes the grade-3 CRS serious
+    # (hospitalization); the grade-3 ICANS of 101-005 is severe, not serious
+    assert ("101-001 101 DL1 Cytokine release syndrome astct_2019 3 2025-03-02 1 2025-03-05 3 hospitalization related "
+            "recovered tocilizumab x1; ICU 2 d") in listing
+    assert ("101-005 101 DL2 Immune effector cell-associated neurotoxicity syndrome astct_2019 3 2025-03-07 6 "
+            "2025-03-09 2 no related recovered") in listing
+    assert "astct_2019 4 2025-03-07 6 ongoing 3 death, life threatening related fatal" in listing
     assert "102-006 102 DL2 Neutrophil count decreased ctcae_v5 4 2025-03-11 10 2025-03-16 5 no possibly related recovered" in listing
     deaths = listing[listing.find("5.2 Deaths"):listing.find("5.3 Serious")]
     assert "102-004 DL2 2025-03-10 9 ICANS" in deaths

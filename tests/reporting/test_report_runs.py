@@ -26,7 +26,7 @@ from reporting.snapshot import load_snapshot
 from toxicity import services
 
 KINDS = ("ae_report", "dsmb_open", "dsmb_closed")
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 SHOCK = dict(temperature_max_c=Decimal("39.2"), hypotension=True, vasopressors=["norepinephrine"])
 
 

@@ -18,14 +18,15 @@ from django.test.utils import CaptureQueriesContext
 
 from reporting import sdtm
 from reporting.deid import IDENTIFIED, Disclosure, shifts_for
-from reporting.models import AccessLogEntry, Episode
+from reporting.models import AccessLogEntry
+from toxicity.models import Episode
 from reporting.sdtm_data import adverse_event_model, sdtm_csv
 from toxicity import services
 from toxicity.models import CorticosteroidDose, HemofiltrationSession, PlasmaExchange, TocilizumabDose
 
 from tests.factories import make_infusion, make_subject
 
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 REF = date(2026, 3, 10)
 DOMAINS = ("dm", "ex", "ae", "fa", "cm", "pr")
 AdverseEvent = adverse_event_model()

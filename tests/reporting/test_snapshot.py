@@ -14,7 +14,7 @@ from reporting.snapshot import load_snapshot
 from toxicity import services
 from trials import services as trial_services
 
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 SHOCK = dict(temperature_max_c=Decimal("39.2"), hypotension=True, vasopressors=["norepinephrine"])
 
 

@@ -13,7 +13,7 @@ from toxicity.grading import ENGINE_VERSION
 from toxicity.models import DailyAssessment, TocilizumabDose
 from trials import services as trial_services
 
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 
 
 def day(world, n):
@@ -171,11 +171,11 @@ def test_child_is_graded_with_capd_from_the_subject_record(world):
     make_infusion(user, child, days_ago=10)
     child.refresh_from_db()
     a = services.assessment_create(user=user, subject=child, assessment_date=child.day0 + timedelta(days=3),
-                                   temperature_max_c=Decimal("37"), capd_score=9, consciousness="awakens_spontaneously")
+                                   temperature_max_c=Decimal("37"), capd_score=9, consciousness="alert")
     assert a.icans_grade_derived == 3  # R-ICANS-8: CAPD >= 9
     baseline = services.assessment_create(user=user, subject=child, assessment_date=child.day0 + timedelta(days=4),
                                           temperature_max_c=Decimal("37"), capd_score=2,
-                                          consciousness="awakens_spontaneously")
+                                          consciousness="alert")
     assert "CAPD-AT-BASELINE" in baseline.flags
 
 

@@ -2,24 +2,25 @@
 Pure tests over plain snapshots (toxicity/checks has no Django import)."""
 import ast
 import pathlib
-from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import timedelta
 from decimal import Decimal as D
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.toxicity.course_builders import (
+    DAY0, A, at, course_of, days, drug, episode, full_days, on, snap, toci,
+)
 from toxicity.checks import HARD_RULES, RULES, run_rules
-from toxicity.checks import records as r
+from toxicity.course import records as r
 
 # Every rule id of ../shared/domain/checks.md (the public contract).
 SOFT_IDS = {
     "CRS-GRADE-MISMATCH", "ICANS-GRADE-MISMATCH", "CRS-NOT-EVALUABLE", "ICANS-NOT-EVALUABLE", "CRS-NO-FEVER-AT-ONSET",
-    "VASOPRESSIN-ALONE", "ANGIOTENSIN-COUNTED", "O2-DEVICE-FLOW-CONFLICT", "ICANS-TOOL-AGE", "CAPD-AT-BASELINE",
+    "CRS-FEVER-MASKED", "VASOPRESSIN-ALONE", "ANGIOTENSIN-COUNTED", "O2-DEVICE-FLOW-CONFLICT", "ICANS-TOOL-AGE", "CAPD-AT-BASELINE",
     "CRS-BEFORE-INFUSION", "ONSET-LATE", "DEATH-GRADE", "ASSESSMENT-MISSING", "TOCI-DOSE-DEVIATION",
-    "TOCI-DOSE-OVER-800", "TOCI-INTERVAL", "TOCI-24H-MAX", "TOCI-EPISODE-MAX", "TOCI-WITHOUT-CRS",
-    "ALGORITHM-TOCI-DELAY", "STEROID-DOSE-HIGH", "ANAKINRA-DOSE", "SILTUXIMAB-DOSE", "TPE-VOLUME", "TPE-SAME-DAY",
-    "CRRT-DOSE", "INFUSION-DOSE-COHORT", "WEIGHT-CHANGE",
+    "TOCI-DOSE-OVER-800", "TOCI-INTERVAL", "TOCI-24H-MAX", "TOCI-COURSE-MAX", "TOCI-WITHOUT-CRS",
+    "ALGORITHM-TOCI-DELAY", "STEROID-DOSE-HIGH", "STEROID-DOSE-HIGH-CHILD", "ANAKINRA-DOSE", "SILTUXIMAB-DOSE", "TPE-VOLUME", "TPE-SAME-DAY",
+    "CRRT-DOSE", "INFUSION-DOSE-COHORT", "WEIGHT-CHANGE", "SAE-REVIEW-MISSING",
 }
 HARD_IDS = {
     "ASSESSMENT-AFTER-DEATH", "TOCI-WEIGHT-MISSING", "TOCI-DOSE-IMPOSSIBLE", "TOCI-DUPLICATE",
@@ -27,54 +28,14 @@ HARD_IDS = {
     "CRRT-OVERLAP", "INFUSION-BEFORE-ENROLMENT", "FUTURE-DATE",
 }
 
-TZ = ZoneInfo("Europe/Berlin")
-DAY0 = date(2026, 3, 1)
-NOW = datetime(2026, 4, 30, 12, tzinfo=TZ)
 
 
-def at(day, hour=10, minute=0):
-    return datetime.combine(DAY0 + timedelta(days=day), time(hour, minute), tzinfo=TZ)
+def tpe(i, day, hour, ml, volumes):
+    return r.PlasmaExchange(i, at(day, hour), at(day, hour + 2), on(day), ml, D(volumes), D("70"))
 
 
-def A(day, crs=0, icans=0, flags=(), id_=None, **raw):
-    return r.Assessment(id=id_ or 1000 + day, day=DAY0 + timedelta(days=day), study_day=day, crs_grade=crs,
-                        icans_grade=icans, ctcae_crs_grade=crs, flags=tuple(flags), raw=raw)
-
-
-def toci(i, day, hour=10, mg="560", kg="70", indication="crs", minute=0):
-    return r.Dose(r.TOCILIZUMAB, i, at(day, hour, minute), DAY0 + timedelta(days=day), D(mg), "tocilizumab", D(kg), indication)
-
-
-def drug(kind, drug_, i, day, hour, mg, kg=None):
-    return r.Dose(kind, i, at(day, hour), DAY0 + timedelta(days=day), D(mg), drug_, D(kg) if kg else None, "crs")
-
-
-def full_days(n=15):
-    """Assessments for days 0..n-1 (nothing missing), grade 0."""
-    return days({}, n)
-
-
-def days(overrides, n=15):
-    """Days 0..n-1 with some days replaced."""
-    return tuple(overrides.get(d, A(d)) for d in range(n))
-
-
-def snap(**kw):
-    base = dict(id=1, today=date(2026, 4, 30), now=NOW, trial=r.Trial(), status="infused", day0=DAY0,
-                enrolled_on=DAY0 - timedelta(days=10), baseline_weight_kg=D("70"), assessments=full_days(),
-                timezone="Europe/Berlin")
-    base.update(kw)
-    return r.SubjectSnapshot(**base)
-
-
-def fired(snapshot, rule_id):
-    return [f for f in run_rules(snapshot) if f.rule_id == rule_id]
-
-
-def episode(days_grades, start=1):
-    """Assessments for days 0..14 with the given CRS grades from ``start``."""
-    d = {start + i: A(start + i, crs=g) for i, g in enumerate(days_grades)}
-    return days(d)
+def fired(course, rule_id):
+    return [f for f in run_rules(course) if f.rule_id == rule_id]
 
 
 CASES = {
@@ -84,6 +45,8 @@ CASES = {
     "CRS-NOT-EVALUABLE": (snap(assessments=days({1: A(1, crs=None, flags=["CRS-NOT-EVALUABLE"])})), snap()),
     "ICANS-NOT-EVALUABLE": (snap(assessments=days({1: A(1, icans=None, flags=["ICANS-NOT-EVALUABLE"])})), snap()),
     "CRS-NO-FEVER-AT-ONSET": (snap(assessments=days({1: A(1, flags=["CRS-NO-FEVER-AT-ONSET"])})), snap()),
+    "CRS-FEVER-MASKED": (snap(assessments=days({1: A(1, crs=2, flags=["CRS-FEVER-MASKED"], temperature_max_c=D("37"),
+                                                     hypotension=True)})), snap()),
     "VASOPRESSIN-ALONE": (snap(assessments=days({1: A(1, crs=3, flags=["VASOPRESSIN-ALONE"])})), snap()),
     "ANGIOTENSIN-COUNTED": (snap(assessments=days({1: A(1, crs=3, flags=["ANGIOTENSIN-COUNTED"])})), snap()),
     "O2-DEVICE-FLOW-CONFLICT": (snap(assessments=days({1: A(1, flags=["O2-DEVICE-FLOW-CONFLICT"])})), snap()),
@@ -98,12 +61,12 @@ CASES = {
         snap(assessments=days({14: A(14, crs=1)})),
     ),
     "DEATH-GRADE": (
-        snap(assessments=days({3: A(3, crs=4)}), death=r.Death(9, DAY0 + timedelta(days=3), "crs")),
-        snap(assessments=days({3: A(3, crs=5)}), death=r.Death(9, DAY0 + timedelta(days=3), "crs")),
+        snap(assessments=days({3: A(3, crs=4)}), death=r.Death(9, on(3), "crs")),
+        snap(assessments=days({3: A(3, crs=5)}), death=r.Death(9, on(3), "crs")),
     ),
     "ASSESSMENT-MISSING": (
         snap(assessments=full_days(14)),  # day 14 missing (it has passed)
-        snap(assessments=full_days(14), today=DAY0 + timedelta(days=14)),  # day 14 is today: not yet missing
+        snap(assessments=full_days(14), now=at(14, 12)),  # day 14 is today: not yet missing
     ),
     "TOCI-DOSE-DEVIATION": (
         snap(doses=(toci(1, 1, mg="616.01"),)),  # expected 560 for 70 kg; > 10% above
@@ -121,9 +84,12 @@ CASES = {
         snap(doses=(toci(1, 1, 0), toci(2, 1, 8), toci(3, 1, 16), toci(4, 1, 23, 59))),
         snap(doses=(toci(1, 1, 0), toci(2, 1, 8), toci(3, 1, 16), toci(4, 2, 0))),  # first left (t-24h, t]
     ),
-    "TOCI-EPISODE-MAX": (
-        snap(assessments=episode([2, 2, 2, 2]), doses=tuple(toci(i, 1 + i // 2, 8 + 10 * (i % 2)) for i in range(5))),
-        snap(assessments=episode([2, 2, 2, 2]), doses=tuple(toci(i, 1 + i // 2, 8 + 10 * (i % 2)) for i in range(4))),
+    "TOCI-COURSE-MAX": (  # counted across episodes and gaps, whatever the indication
+        snap(assessments=episode([2, 2, 0, 0, 2, 2]),
+             doses=tuple(toci(i, (1, 1, 5, 6, 6)[i], (8, 18, 9, 8, 18)[i], indication="crs" if i else "icans")
+                         for i in range(5))),
+        snap(assessments=episode([2, 2, 0, 0, 2, 2]),
+             doses=tuple(toci(i, (1, 1, 5, 6)[i], (8, 18, 9, 8)[i]) for i in range(4))),
     ),
     "TOCI-WITHOUT-CRS": (
         snap(doses=(toci(1, 3),)),
@@ -132,6 +98,14 @@ CASES = {
     "ALGORITHM-TOCI-DELAY": (
         snap(assessments=episode([1, 2, 1]), doses=(toci(1, 3, 0, minute=1),)),  # grade 2 on day 2, dose 24h01m later
         snap(assessments=episode([1, 2, 1]), doses=(toci(1, 3, 0),)),  # exactly 24 h after 00:00 of day 2
+    ),
+    "STEROID-DOSE-HIGH-CHILD": (
+        snap(doses=(drug(r.STEROID, "dexamethasone", 1, 1, 8, "10.01", "20"),)),  # 0.5 mg/kg x 20 kg = 10 mg
+        snap(doses=(drug(r.STEROID, "dexamethasone", 1, 1, 8, "10", "20"),)),
+    ),
+    "SAE-REVIEW-MISSING": (
+        snap(assessments=episode([1, 3, 1], start=1)),
+        snap(assessments=episode([1, 2, 1], start=1)),  # grade 3 is severe; 2 asks nothing
     ),
     "STEROID-DOSE-HIGH": (
         snap(doses=(drug(r.STEROID, "dexamethasone", 1, 1, 8, "20.5"),)),
@@ -147,26 +121,24 @@ CASES = {
         snap(doses=(drug(r.ANTICYTOKINE, "siltuximab", 1, 1, 8, "847", "70"),)),
     ),
     "TPE-VOLUME": (
-        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2), DAY0 + timedelta(days=2), 2500, D("0.79"), D("70")),)),
-        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2), DAY0 + timedelta(days=2), 2550, D("0.80"), D("70")),)),
+        snap(plasma_exchanges=(tpe(1, 2, 10, 2500, "0.79"),)),
+        snap(plasma_exchanges=(tpe(1, 2, 10, 2550, "0.80"),)),
     ),
     "TPE-SAME-DAY": (
-        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2, 8), DAY0 + timedelta(days=2), 3000, D("1.0"), D("70")),
-                               r.PlasmaExchange(2, at(2, 20), DAY0 + timedelta(days=2), 3000, D("1.0"), D("70")))),
-        snap(plasma_exchanges=(r.PlasmaExchange(1, at(2, 8), DAY0 + timedelta(days=2), 3000, D("1.0"), D("70")),
-                               r.PlasmaExchange(2, at(3, 8), DAY0 + timedelta(days=3), 3000, D("1.0"), D("70")))),
+        snap(plasma_exchanges=(tpe(1, 2, 8, 3000, "1.0"), tpe(2, 2, 20, 3000, "1.0"))),
+        snap(plasma_exchanges=(tpe(1, 2, 8, 3000, "1.0"), tpe(2, 3, 8, 3000, "1.0"))),
     ),
     "CRRT-DOSE": (
-        snap(hemofiltrations=(r.Hemofiltration(1, at(3), 1393, D("19.9"), D("70")),)),
-        snap(hemofiltrations=(r.Hemofiltration(1, at(3), 1400, D("20.0"), D("70")),)),
+        snap(hemofiltrations=(r.Hemofiltration(1, at(3), None, on(3), "cvvhdf", 1393, D("19.9"), D("70")),)),
+        snap(hemofiltrations=(r.Hemofiltration(1, at(3), None, on(3), "cvvhdf", 1400, D("20.0"), D("70")),)),
     ),
     "INFUSION-DOSE-COHORT": (
-        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.21e6, 1.0e6, D("70")),)),
-        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.2e6, 1.0e6, D("70")),)),
+        snap(infusions=(r.Infusion(1, 1, at(0), DAY0, 1.21e6, D("70")),)),
+        snap(infusions=(r.Infusion(1, 1, at(0), DAY0, 1.2e6, D("70")),)),
     ),
     "WEIGHT-CHANGE": (
-        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.0e6, 1.0e6, D("77.01")),)),  # baseline 70 kg
-        snap(infusions=(r.Infusion(1, at(0), DAY0, 1.0e6, 1.0e6, D("77")),)),
+        snap(infusions=(r.Infusion(1, 1, at(0), DAY0, 1.0e6, D("77.01")),)),  # baseline 70 kg
+        snap(infusions=(r.Infusion(1, 1, at(0), DAY0, 1.0e6, D("77")),)),
     ),
 }
 
@@ -198,9 +170,9 @@ def test_assessment_missing_is_one_per_day_and_stops_at_death_and_withdrawal():
     s = snap(assessments=(A(0), A(2)))
     days = sorted(f.field for f in fired(s, "ASSESSMENT-MISSING"))
     assert days[0] == "assessment_date=2026-03-02" and len(days) == 13  # days 1 and 3..14
-    dead = replace(s, death=r.Death(1, DAY0 + timedelta(days=3), "infection"))
+    dead = course_of(s, death=r.Death(1, on(3), "infection"))
     assert len(fired(dead, "ASSESSMENT-MISSING")) == 2  # days 1 and 3
-    assert fired(replace(s, status="withdrawn"), "ASSESSMENT-MISSING") == []
+    assert fired(course_of(s, subject_fields={"status": "withdrawn"}), "ASSESSMENT-MISSING") == []
 
 
 def test_algorithm_toci_delay_waits_for_the_window_and_is_off_at_zero_hours():
@@ -235,9 +207,16 @@ def test_checks_package_is_pure():
             assert not any(n.split(".")[0] in ("django", "rest_framework") for n in names), path
 
 
-def test_crs_not_evaluable_only_when_the_trial_scale_grade_is_ne():
+def test_crs_not_evaluable_only_when_the_trial_scale_grade_is_ne_or_a_required_value_is_missing():
     """A hypoxia day without FiO2 on an ASTCT trial: CTCAE v5.0 is NE, the ASTCT grade is not."""
-    flagged = snap(assessments=days({1: A(1, crs=2, flags=["CRS-NOT-EVALUABLE"])}))
+    flagged = snap(assessments=days({1: A(1, crs=2, flags=["CRS-NOT-EVALUABLE"], hypoxia=True,
+                                          oxygen_device="nasal_cannula", oxygen_flow_l_min=D("2"))}))
     assert fired(flagged, "CRS-NOT-EVALUABLE") == []
     ne = snap(assessments=days({1: A(1, crs=None, flags=["CRS-NOT-EVALUABLE"])}))
     assert len(fired(ne, "CRS-NOT-EVALUABLE")) == 1
+    # R-CRS-15: high-flow cannula without its flow and one vasopressor is grade 3 whatever the
+    # flow; the grade is determined, and the query still asks for the flow
+    determined = snap(assessments=days({1: A(1, crs=3, hypoxia=True, oxygen_device="high_flow_nasal_cannula",
+                                             hypotension=True, vasopressors=["norepinephrine"])}))
+    (finding,) = fired(determined, "CRS-NOT-EVALUABLE")
+    assert "oxygen flow is required" in finding.message

@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from config.celery import app
 from toxicity import check_runs
 from toxicity.checks import run_rules
 from toxicity.models import CheckRun, DailyAssessment, Query
-from toxicity.queries import load_snapshots
+from toxicity.course.derive import derive_course
+from toxicity.course.load import load_courses
 from toxicity.synthetic import generate
 from trials.bulk import bulk_insert_with_history
 from trials.models import Subject, Trial
@@ -52,7 +54,8 @@ def worker():
 
 def expected_keys(trial):
     ids = list(Subject.objects.filter(trial=trial).values_list("pk", flat=True))
-    return {f.key for snap in load_snapshots(ids) for f in run_rules(snap)}
+    now = timezone.now()
+    return {f.key for course in load_courses(ids).values() for f in run_rules(derive_course(course, now=now))}
 
 
 def open_keys(trial):
@@ -93,7 +96,7 @@ def test_check_run_end_to_end(transactional_db):
             subject = Subject.objects.get(pk=subject_id)
             day = field.split("=")[1]
             rows.append(DailyAssessment(subject=subject, assessment_date=day, temperature_max_c="36.8",
-                                        consciousness="awakens_spontaneously", ice_score=10, capd_score=None,
+                                        consciousness="alert", ice_score=10, capd_score=None,
                                         crs_grade_derived=0, icans_grade_derived=0, ctcae_crs_grade_derived=0))
         for row in rows:
             if row.subject.age_years < 12:

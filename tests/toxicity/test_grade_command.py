@@ -209,7 +209,7 @@ CSV_HEADER = ("subject_id,temperature_max_c,hypotension,vasopressors,hypoxia,oxy
 def test_csv_rows():
     text = CSV_HEADER + (
         '101-0001,38.0,no,,no,,,,45,10,,no,\n'  # empty cells are missing values
-        '101-0002,37.9,,,,,,,45,10,awakens_spontaneously,,\n'
+        '101-0002,37.9,,,,,,,45,10,alert,,\n'
         '101-0003,39.5,yes,norepinephrine;vasopressin,1,nasal_cannula,6.0,30,45,10,,0,\n'
         '101-0004,39.5,true,"norepinephrine, epinephrine",true,nasal_cannula,6.5,30,45,8,,'
         'false,ctcae_v5\n'

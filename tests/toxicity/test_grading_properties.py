@@ -96,7 +96,7 @@ def test_consistent_inputs_never_raise(data):
 
 # --- (a) monotonicity ------------------------------------------------------------------------
 
-LEVELS = {None: 0, "awakens_spontaneously": 0, "awakens_to_voice": 1, "awakens_to_tactile": 2,
+LEVELS = {None: 0, "alert": 0, "awakens_to_voice": 1, "awakens_to_tactile": 2,
           "unarousable": 3}
 ORDERED = {"seizure": SEIZURE, "motor_weakness": MOTOR_WEAKNESS, "cerebral_edema": CEREBRAL_EDEMA}
 LOW_FLOW_MAX = 6

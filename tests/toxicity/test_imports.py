@@ -48,7 +48,7 @@ def normal_row(world, n, subject=None, **overrides):
     subject = subject or world.subject_a
     values = dict(subject_id=subject.subject_id, assessment_date=day(world, n, subject), temperature_max_c="36.8",
                   hypotension="", vasopressors="", hypoxia="", oxygen_device="", oxygen_flow_l_min="", ice_score="10",
-                  consciousness="awakens_spontaneously")
+                  consciousness="alert")
     values.update(overrides)
     return [values[h] for h in HEADER]
 

@@ -197,7 +197,7 @@ def test_future_times_are_rejected(world):
     assert response.status_code == 400 and "FUTURE-DATE" in response.json()["admitted_at"][0]
 
 
-ASSESSMENT = {"temperature_max_c": "38.0", "ice_score": 10, "consciousness": "awakens_spontaneously"}
+ASSESSMENT = {"temperature_max_c": "38.0", "ice_score": 10, "consciousness": "alert"}
 
 
 def test_assessment_api_returns_derived_grades_and_ne(world):

@@ -36,7 +36,7 @@ from trials.roles import ALL_ROLES
 
 RECORDS = (DailyAssessment, TocilizumabDose, CorticosteroidDose, AnticytokineDose, PlasmaExchange,
            HemofiltrationSession, IcuStay, AdverseEvent)
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 
 
 def copied_right(model) -> int:
@@ -128,7 +128,7 @@ def test_synthetic_generation_stores_it(db):
 def test_csv_import_stores_it(world):
     header = ["subject_id", "assessment_date", "temperature_max_c", "ice_score", "consciousness"]
     lines = [",".join(header)] + [
-        f"{s.subject_id},{(s.day0 + timedelta(days=n)).isoformat()},36.8,10,awakens_spontaneously"
+        f"{s.subject_id},{(s.day0 + timedelta(days=n)).isoformat()},36.8,10,alert"
         for s in (world.subject_a,) for n in (1, 2, 3, 4)
     ]
     report = imports.import_csv(user=world.users["coordinator_a"], trial=world.trial, dataset="assessments",

@@ -26,19 +26,19 @@ import reporting.receivers
 import toxicity.queries
 import toxicity.receivers
 import toxicity.services
-from reporting.models import Episode
+from toxicity.models import Episode
 from toxicity import services
 from toxicity.models import DailyAssessment, Query, TocilizumabDose
 from trials import services as trial_services
 from trials.models import Death, Subject
 
 ROOT = Path(__file__).resolve().parents[2]
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 # ASTCT grade 4 CRS (two vasopressors, BiPAP) reported as grade 2: a CRS-GRADE-MISMATCH query, a CRS
 # episode, an alert to the data managers, and a grading context change for the later days.
 SEVERE = dict(temperature_max_c=Decimal("39.5"), hypotension=True, vasopressors=["norepinephrine", "epinephrine"],
               hypoxia=True, oxygen_device="bipap", fio2_percent=60, ice_score=10,
-              consciousness="awakens_spontaneously", crs_grade_reported=2)
+              consciousness="alert", crs_grade_reported=2)
 
 
 class Crash(Exception):
@@ -192,7 +192,7 @@ reporting.receivers.refresh_episodes = die
 services.assessment_create(user=user, subject=subject, assessment_date=when, temperature_max_c=Decimal("39.5"),
                            hypotension=True, vasopressors=["norepinephrine", "epinephrine"], hypoxia=True,
                            oxygen_device="bipap", fio2_percent=60, ice_score=10,
-                           consciousness="awakens_spontaneously", crs_grade_reported=2)
+                           consciousness="alert", crs_grade_reported=2)
 print("not killed", flush=True)
 """
 

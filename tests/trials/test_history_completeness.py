@@ -66,7 +66,7 @@ SYSTEM_REASONS = {
 
 LOGS = (TocilizumabDose, CorticosteroidDose, AnticytokineDose, PlasmaExchange, HemofiltrationSession, IcuStay,
         AdverseEvent)
-NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="awakens_spontaneously")
+NORMAL = dict(temperature_max_c=Decimal("36.8"), ice_score=10, consciousness="alert")
 DAY_TEMPLATES = [
     NORMAL,
     {**NORMAL, "temperature_max_c": Decimal("38.6")},
@@ -368,7 +368,7 @@ class Workload:
         writer.writerow(header)
         for n in days:
             writer.writerow([s.subject_id, (s.day0 + timedelta(days=n)).isoformat(),
-                             self.rng.choice(["36.9", "38.4"]), "10", "awakens_spontaneously"])
+                             self.rng.choice(["36.9", "38.4"]), "10", "alert"])
         report = imports.import_csv(user=self.user("coordinator", s), trial=self.w.trial, dataset="assessments",
                                     stream_or_text=out.getvalue())
         if not report.committed:  # a duplicate day: the whole file is refused, nothing stored

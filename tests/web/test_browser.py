@@ -65,7 +65,7 @@ def test_coordinator_and_monitor_in_a_real_browser(transactional_db, live_server
     login(page, base, "pw_coordinator_a")
     page.goto(f"{base}/subjects/{subject.pk}/day/{day.isoformat()}/")
     page.get_by_label("ICE score (0-10)").fill("10")
-    page.get_by_label("Level of consciousness").select_option("awakens_spontaneously")
+    page.get_by_label("Level of consciousness").select_option("alert")
     page.get_by_label("Highest temperature of the day").fill("38.6")
     page.get_by_label("Hypoxia (supplemental O2 needed for a deficit)").check()
     page.get_by_label("Highest oxygen support of the day").select_option("nasal_cannula")

@@ -84,7 +84,7 @@ def _day(o):
 
 
 ASSESSMENT_FORM = {"temperature": "37.2", "temperature_unit": "C", "oxygen_device": "none", "ice_score": "10",
-                   "consciousness": "awakens_spontaneously", "seizure": "none", "motor_weakness": "none",
+                   "consciousness": "alert", "seizure": "none", "motor_weakness": "none",
                    "cerebral_edema": "none"}
 SUBJECT_FORM = {"subject_id": "101-0777", "cohort": "", "enrolled_on": "2026-10-01", "sex": "male",
                 "date_of_birth": "1960-02-03", "diagnosis": "dlbcl", "baseline_weight_kg": "80"}
@@ -229,14 +229,14 @@ def objects(world):
     day = subject.day0 + timedelta(days=1)
     a = services.assessment_create(user=coordinator, subject=subject, assessment_date=day,
                                    temperature_max_c=Decimal("38.6"), ice_score=10, crs_grade_reported=2,
-                                   consciousness="awakens_spontaneously")
+                                   consciousness="alert")
     admitted = world.infusion_a.infused_at + timedelta(days=2)
     icu = services.log_create(IcuStay, user=coordinator, subject=subject, admitted_at=admitted, reason="crs")
     query = Query.objects.get(rule_id="CRS-GRADE-MISMATCH", subject=subject)
     # a form lock on a second day's assessment: something to unlock that blocks none of the forms above
     other = services.assessment_create(user=coordinator, subject=subject, assessment_date=day + timedelta(days=1),
                                        temperature_max_c=Decimal("37.0"), ice_score=10,
-                                       consciousness="awakens_spontaneously")
+                                       consciousness="alert")
     lock = wf.lock_create(user=world.users["data_manager"], scope="form", trial=world.trial, record=other,
                           reason="reviewed")
     for obj in (subject, world.infusion_a, a, icu):

@@ -23,7 +23,7 @@ def pages(world):
     day = world.subject_a.day0 + timedelta(days=1)
     a = services.assessment_create(user=world.users["coordinator_a"], subject=world.subject_a, assessment_date=day,
                                    temperature_max_c=Decimal("38.6"), ice_score=10, crs_grade_reported=2,
-                                   consciousness="awakens_spontaneously")
+                                   consciousness="alert")
     dose = services.log_create(TocilizumabDose, user=world.users["coordinator_a"], subject=world.subject_a,
                                administered_at=world.infusion_a.infused_at + timedelta(days=1), dose_mg=Decimal("560"),
                                weight_kg=Decimal("70"), indication="crs")
@@ -107,7 +107,7 @@ def test_day_form_saves_with_fahrenheit_and_then_needs_a_reason(world):
     day = world.subject_a.day0 + timedelta(days=3)
     url = f"/subjects/{world.subject_a.pk}/day/{day.isoformat()}/"
     form = {"temperature": "100.4", "temperature_unit": "F", "oxygen_device": "none", "ice_score": "10",
-            "consciousness": "awakens_spontaneously", "seizure": "none", "motor_weakness": "none", "cerebral_edema": "none"}
+            "consciousness": "alert", "seizure": "none", "motor_weakness": "none", "cerebral_edema": "none"}
     assert client.post(url, form).status_code == 302
     saved = DailyAssessment.objects.get(subject=world.subject_a, assessment_date=day)
     assert saved.temperature_max_c == Decimal("38.00") and saved.crs_grade_derived == 1
@@ -123,7 +123,7 @@ def test_day_form_conflict_keeps_the_users_input(world):
     client = browser(world, "coordinator_a")
     day = world.subject_a.day0 + timedelta(days=4)
     url = f"/subjects/{world.subject_a.pk}/day/{day.isoformat()}/"
-    base = {"temperature_unit": "C", "oxygen_device": "none", "ice_score": "10", "consciousness": "awakens_spontaneously",
+    base = {"temperature_unit": "C", "oxygen_device": "none", "ice_score": "10", "consciousness": "alert",
             "seizure": "none", "motor_weakness": "none", "cerebral_edema": "none"}
     client.post(url, {**base, "temperature": "37.0"})
     a = DailyAssessment.objects.get(subject=world.subject_a, assessment_date=day)

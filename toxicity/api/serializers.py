@@ -3,9 +3,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from toxicity.choices import Vasopressor
+from toxicity.choices import Inotrope, Vasopressor
 from toxicity.grading.dosing import mg_per_kg, tocilizumab_expected_dose_mg
-from toxicity.models import DailyAssessment, TocilizumabDose
+from toxicity.models import OBSERVATIONS, DailyAssessment, TocilizumabDose
 from trials.api.base import ClinicalSerializer, WriteSerializer
 from trials.api.serializers import ScopedPrimaryKeyField
 from trials.models import Subject
@@ -39,14 +39,7 @@ def writable_subject_field():
     return ScopedPrimaryKeyField(scope=lambda user: scoped(user, Subject.objects.filter(voided=False), DATA_ENTRY_ROLES))
 
 
-RAW_ASSESSMENT_FIELDS = [
-    "assessment_date", "temperature_max_c", "fever_other_cause", "antipyretic_given", "hypotension",
-    "hypotension_other_cause", "vasopressors", "vasopressin_other_indication", "hypoxia", "hypoxia_other_cause",
-    "oxygen_device", "oxygen_flow_l_min", "fio2_percent", "intubation_reason", "ice_score", "ice_not_assessable",
-    "capd_score", "capd_unable", "consciousness", "consciousness_other_cause", "seizure", "seizure_other_cause",
-    "motor_weakness", "motor_other_cause", "cerebral_edema", "cerebral_edema_other_cause", "crs_grade_reported",
-    "icans_grade_reported",
-]
+RAW_ASSESSMENT_FIELDS = ["assessment_date", *OBSERVATIONS]  # the model declares the observed fields once
 
 
 class AssessmentSerializer(ClinicalSerializer):
@@ -59,8 +52,9 @@ class AssessmentSerializer(ClinicalSerializer):
         model = DailyAssessment
         fields = (
             ["id", "subject", "subject_id", "study_day"] + RAW_ASSESSMENT_FIELDS
-            + ["crs_grade_derived", "icans_grade_derived", "ctcae_crs_grade_derived", "crs_scale", "icans_scale",
-               "engine_version", "flags", "reasons"]
+            + ["crs_grade_derived", "icans_grade_derived", "ctcae_crs_grade_derived", "minimum_crs_grade",
+               "minimum_icans_grade", "fever_masked_by", "crs_scale", "icans_scale", "engine_version", "flags",
+               "reasons"]
             + list(ClinicalSerializer.AUDIT_FIELDS)
         )
         read_only_fields = fields
@@ -71,6 +65,10 @@ class AssessmentWriteSerializer(WriteSerializer):
     vasopressors = serializers.ListField(
         child=serializers.ChoiceField(choices=Vasopressor.choices), required=False, allow_empty=True,
         help_text="Agents for hypotension running at the same time at the worst moment of the day.",
+    )
+    inotropes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Inotrope.choices), required=False, allow_empty=True,
+        help_text="Inotropes running (milrinone, dobutamine, other): recorded, never graded (R-CRS-8).",
     )
 
     class Meta:
@@ -118,6 +116,10 @@ class GradingPreviewSerializer(serializers.Serializer):
     crs_grade = serializers.JSONField()
     icans_grade = serializers.JSONField()
     ctcae_crs_grade = serializers.JSONField()
+    minimum_crs_grade = serializers.IntegerField(
+        allow_null=True, help_text="Set when crs_grade is NE but the recorded values prove this floor (R-CRS-15).")
+    minimum_icans_grade = serializers.IntegerField(
+        allow_null=True, help_text="Set when icans_grade is NE but the recorded values prove this floor (R-CRS-15).")
     flags = serializers.ListField(child=serializers.CharField())
     reasons = serializers.ListField(child=serializers.CharField())
     crs_scale = serializers.CharField()

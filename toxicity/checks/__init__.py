@@ -1,11 +1,10 @@
-"""Consistency rules of checks.md over plain records (pure Python, no Django import).
+"""Consistency rules of checks.md over a subject's derived course (pure Python, no Django import).
 
-``records.py`` holds the plain snapshot of one subject's data; ``rules.py`` the soft rules,
-each a function from a snapshot to findings, registered by rule id. The services build the
-snapshot from the database and turn findings into queries.
+``rules.py`` holds the soft rules, each a function from a derived course
+(``toxicity.course.derive.DerivedCourse``) to findings, registered by rule id. The services turn
+findings into queries (``toxicity.queries``).
 """
-from .records import Finding, SubjectSnapshot
-from .rules import RULES, job_only_rules, run_rules
+from .rules import RULES, SUPERSEDED, Finding, job_only_rules, run_rules
 
 # Hard rules are rejected at entry (nothing stored): where each one is enforced.
 HARD_RULES = {
@@ -13,7 +12,7 @@ HARD_RULES = {
     "TOCI-WEIGHT-MISSING": "toxicity.validation.tocilizumab_errors",
     "TOCI-DOSE-IMPOSSIBLE": "toxicity.validation.tocilizumab_errors",
     "TOCI-DUPLICATE": "toxicity.validation.tocilizumab_errors",
-    "STEROID-DOSE-IMPOSSIBLE": "toxicity.validation.corticosteroid_errors",
+    "STEROID-DOSE-IMPOSSIBLE": "toxicity.validation.corticosteroid_errors (per-kg limits with the weight on or before the dose date)",
     "ANAKINRA-DOSE": "toxicity.validation.anticytokine_errors (above 2400 mg per 24 h)",
     "SILTUXIMAB-DOSE": "toxicity.validation.anticytokine_errors (above 22 mg/kg)",
     "TPE-VOLUME-IMPOSSIBLE": "toxicity.validation.plasma_exchange_errors",
@@ -23,4 +22,4 @@ HARD_RULES = {
     "FUTURE-DATE": "trials.validation and toxicity.validation (every clinical date and time)",
 }
 
-__all__ = ["HARD_RULES", "Finding", "RULES", "SubjectSnapshot", "job_only_rules", "run_rules"]
+__all__ = ["HARD_RULES", "Finding", "RULES", "SUPERSEDED", "job_only_rules", "run_rules"]

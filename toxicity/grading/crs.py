@@ -83,9 +83,10 @@ def grade_crs(a: Assessment, scale: str) -> ScaleGrade:
         flags = set()
         if hypotension_counts(a) or hypoxia_counts(a):
             flags.add(Flag.CRS_NO_FEVER_AT_ONSET)
-            reasons.append("R-CRS-14: hypotension or hypoxia without fever and without the "
-                           "R-CRS-2 exemption: confirm another cause.")
-        reasons.append(f"{label} CRS grade 0 (R-CRS-14: no fever and no R-CRS-2 exemption).")
+            reasons.append("R-CRS-14: hypotension or hypoxia without fever, outside any "
+                           "fever-masking window (R-CRS-2): not CRS; confirm another cause.")
+        reasons.append(f"{label} CRS grade 0 (R-CRS-14: no fever, outside any fever-masking "
+                       f"window).")
         return ScaleGrade(scale, 0, tuple(reasons), frozenset(flags))
 
     hypotension = hypotension_component(a, scale)
@@ -105,21 +106,35 @@ def grade_crs(a: Assessment, scale: str) -> ScaleGrade:
     floor = 1 if gate is Gate.FEVER else 0  # R-CRS-3: at least 1 when fever is present
     low = max(floor, hypotension.low, hypoxia.low)
     high = max(floor, hypotension.high, hypoxia.high)
+    masked = gate is Gate.EXEMPT and low >= 1  # R-CRS-2: CRS graded without fever
+    if masked:
+        flags.add(Flag.CRS_FEVER_MASKED)
+        reasons.append(_masked_sentence(a))
     if low != high:
         flags.add(Flag.CRS_NOT_EVALUABLE)
+        minimum = low if low >= 1 else None
+        floor_text = f"; the recorded values prove at least grade {low}" if minimum else ""
         reasons.append(f"{label} CRS not evaluable (R-CRS-15): the missing value decides between "
-                       f"grade {low} and grade {high}.")
-        return ScaleGrade(scale, NE, tuple(reasons), frozenset(flags))
+                       f"grade {low} and grade {high}{floor_text}.")
+        return ScaleGrade(scale, NE, tuple(reasons), frozenset(flags), minimum)
 
     reasons.append(_summary(label, gate, low, hypotension, hypoxia))
     return ScaleGrade(scale, low, tuple(reasons), frozenset(flags))
 
 
+def _masked_sentence(a: Assessment) -> str:
+    """CRS-FEVER-MASKED: the site confirms hypotension/hypoxia have no other cause (R-CRS-2)."""
+    by = (f"the masking window of {a.fever_masked_by.words()}" if a.fever_masked_by is not None
+          else "a masking window of anti-cytokine or antipyretic therapy since CRS onset")
+    return (f"CRS-FEVER-MASKED: CRS graded without fever inside {by} (R-CRS-2): confirm the "
+            f"hypotension or hypoxia has no other cause.")
+
+
 def _summary(label: str, gate: Gate, grade: int, hypotension: Component,
              hypoxia: Component) -> str:
     if gate is Gate.EXEMPT and grade == 0:
-        return (f"{label} CRS grade 0 (R-CRS-14: exempt day with neither hypotension nor "
-                f"hypoxia: the episode has resolved).")
+        return (f"{label} CRS grade 0 (R-CRS-14: neither hypotension nor hypoxia inside a "
+                f"fever-masking window).")
     if gate is Gate.FEVER and grade == 1:
         return f"{label} CRS grade 1 (R-CRS-1: fever without hypotension or hypoxia)."
     fever = "with fever" if gate is Gate.FEVER else "fever not required under R-CRS-2"
@@ -146,11 +161,12 @@ def fever_gate(a: Assessment) -> tuple[Gate, list[str]]:
 
     exempt = fever_exempt(a)
     if exempt:
-        reasons.append("R-CRS-2: CRS ongoing and anti-cytokine or antipyretic therapy given "
-                       "since onset: fever is no longer required.")
-    elif a.anticytokine_or_antipyretic_since_onset and not a.crs_ongoing:
-        reasons.append("R-CRS-2: therapy given without an ongoing CRS episode (e.g. "
-                       "prophylaxis) does not waive the fever requirement.")
+        if a.fever_masked_by is not None:
+            reasons.append(f"R-CRS-2: inside the fever-masking window of "
+                           f"{a.fever_masked_by.words()}: fever is not required.")
+        else:
+            reasons.append("R-CRS-2: anti-cytokine or antipyretic therapy given since CRS onset "
+                           "covers this day: fever is not required.")
 
     if fever:
         return Gate.FEVER, reasons
@@ -178,12 +194,15 @@ def fever_present(a: Assessment) -> bool | None:
 
 
 def fever_exempt(a: Assessment) -> bool:
-    """R-CRS-2: CRS already ongoing, then anti-cytokine or antipyretic therapy.
+    """R-CRS-2: the day lies in the masking window of a therapy given on or after CRS onset.
 
-    An antipyretic given today counts too: with CRS ongoing since an earlier day it was given
-    after onset. Prophylaxis before onset (crs_ongoing false) never counts.
+    The platform names the therapy (``fever_masked_by``, from the drug logs' dates); the boolean
+    ``anticytokine_or_antipyretic_since_onset`` says the same without naming it. An antipyretic
+    given today while an episode is ongoing is after onset, so it masks today too. Prophylaxis
+    and doses before onset never reach this point: the platform does not name them.
     """
-    return a.crs_ongoing and (a.anticytokine_or_antipyretic_since_onset or a.antipyretic_given)
+    return (a.fever_masked_by is not None or a.anticytokine_or_antipyretic_since_onset
+            or (a.crs_ongoing and a.antipyretic_given))
 
 
 def hypotension_counts(a: Assessment) -> bool:

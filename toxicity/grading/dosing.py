@@ -10,13 +10,14 @@ TOCILIZUMAB_MAX_DOSE_MG = Decimal("800")
 TOCILIZUMAB_CHILD_WEIGHT_KG = Decimal("30")
 PLASMA_ML_PER_KG = Decimal("65")
 
-# mg of dexamethasone per mg of the drug (reports.md: dexamethasone 1 = methylprednisolone 5.33
-# = hydrocortisone 26.7 = prednisone 6.67).
+# mg of the drug with the effect of 1 mg of dexamethasone (data-dictionary.md: dexamethasone 1 =
+# methylprednisolone 5.33 = prednisolone 6.67 = prednisone 6.67 = hydrocortisone 26.7).
 DEXAMETHASONE_EQUIVALENT_DIVISOR = {
     "dexamethasone": Decimal("1"),
     "methylprednisolone": Decimal("5.33"),
     "hydrocortisone": Decimal("26.7"),
     "prednisone": Decimal("6.67"),
+    "prednisolone": Decimal("6.67"),
 }
 
 

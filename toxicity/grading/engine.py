@@ -23,7 +23,7 @@ from .inputs import (
 )
 
 # Bump on any change that can change a grade, flag or reason: stored rows keep the version.
-ENGINE_VERSION = "2026.11.2"  # .2: a child's age beyond two decimals is truncated in reasons
+ENGINE_VERSION = "2026.12.1"  # R-CRS-2 masking windows, minimum grades, R-ICANS-3/6 (issue 15)
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class GradingResult:
     reasons: tuple[str, ...]  # human sentences citing the rule ids
     crs_scale: str
     icans_scale: str
+    minimum_crs_grade: int | None = None  # R-CRS-15: the floor an NE CRS grade provably has
+    minimum_icans_grade: int | None = None
     ctcae_crs_scale: str = CTCAE_V5
     engine_version: str = ENGINE_VERSION
 
@@ -46,6 +48,8 @@ class GradingResult:
             "crs_grade": self.crs_grade,
             "icans_grade": self.icans_grade,
             "ctcae_crs_grade": self.ctcae_crs_grade,
+            "minimum_crs_grade": self.minimum_crs_grade,
+            "minimum_icans_grade": self.minimum_icans_grade,
             "flags": list(self.flags),
             "reasons": list(self.reasons),
             "crs_scale": self.crs_scale,
@@ -69,6 +73,8 @@ class GradingResult:
         return (f'{{"crs_grade":{_json_grade(self.crs_grade)},'
                 f'"icans_grade":{_json_grade(self.icans_grade)},'
                 f'"ctcae_crs_grade":{_json_grade(self.ctcae_crs_grade)},'
+                f'"minimum_crs_grade":{_json_minimum(self.minimum_crs_grade)},'
+                f'"minimum_icans_grade":{_json_minimum(self.minimum_icans_grade)},'
                 f'"flags":[{",".join(texts[3:3 + n])}],"reasons":[{",".join(texts[3 + n:])}],'
                 f'"crs_scale":{texts[0]},"icans_scale":{texts[1]},"engine_version":{texts[2]}}}')
 
@@ -85,6 +91,10 @@ def _json(value: Any) -> str:
     return text
 
 
+def _json_minimum(minimum: int | None) -> str:
+    return "null" if minimum is None else str(minimum)
+
+
 def _json_grade(grade_: int | str) -> str:
     return str(grade_) if type(grade_) is int else _STRINGS.get(grade_) or _json(grade_)
 
@@ -96,8 +106,8 @@ def grade(data: Mapping[str, Any]) -> GradingResult:
 
 def grade_assessment(a: Assessment) -> GradingResult:
     """Grade an already validated assessment."""
-    crs_grade, ctcae_grade, crs_reasons, crs_flags, data_query = _crs_part(a)
-    icans_grade, icans_reasons, icans_flags = _icans_part(a)
+    crs_grade, ctcae_grade, crs_reasons, crs_flags, data_query, crs_minimum = _crs_part(a)
+    icans_grade, icans_reasons, icans_flags, icans_minimum = _icans_part(a)
     flags = crs_flags | icans_flags
     # CRS and ICANS sentences, then the O2-DEVICE-FLOW-CONFLICT query: no sentence is in two
     reasons = crs_reasons + icans_reasons + data_query
@@ -115,7 +125,8 @@ def grade_assessment(a: Assessment) -> GradingResult:
     result = object.__new__(GradingResult)  # as _assessment in inputs.py: no field-by-field init
     result.__dict__.update(
         crs_grade=crs_grade, icans_grade=icans_grade, ctcae_crs_grade=ctcae_grade,
-        flags=_sorted(flags), reasons=reasons, crs_scale=a.crs_scale, icans_scale=a.icans_scale)
+        flags=_sorted(flags), reasons=reasons, crs_scale=a.crs_scale, icans_scale=a.icans_scale,
+        minimum_crs_grade=crs_minimum, minimum_icans_grade=icans_minimum)
     return result
 
 
@@ -149,7 +160,7 @@ _MEMO_SIZE = 8192
 _LONGEST_KEPT = 16
 CRS_STATE_FIELDS = (  # besides temperature_max_c and oxygen_flow_l_min, in _crs_part
     "crs_scale", "death_primary_cause", "fever_other_cause", "antipyretic_given", "crs_ongoing",
-    "anticytokine_or_antipyretic_since_onset", "hypotension", "hypotension_other_cause",
+    "anticytokine_or_antipyretic_since_onset", "fever_masked_by", "hypotension", "hypotension_other_cause",
     "vasopressors", "vasopressin_other_indication", "hypoxia", "hypoxia_other_cause",
     "oxygen_device", "fio2_percent", "intubation_reason")
 ICANS_STATE_FIELDS = (  # besides age_years, in _icans_part
@@ -165,9 +176,9 @@ _SENTENCES: dict[str, str] = {}  # str(temperature) -> its R-CRS-1 sentence
 
 
 def _crs_part(a: Assessment) -> tuple[int | str, int | str, tuple[str, ...], frozenset[str],
-                                      tuple[str, ...]]:
-    """(trial-scale CRS grade, CTCAE v5.0 CRS grade, their reasons, their flags, and the
-    O2-DEVICE-FLOW-CONFLICT sentence if there is one)."""
+                                      tuple[str, ...], int | None]:
+    """(trial-scale CRS grade, CTCAE v5.0 CRS grade, their reasons, their flags, the
+    O2-DEVICE-FLOW-CONFLICT sentence if there is one, and the trial-scale minimum grade)."""
     temp, flow = a.temperature_max_c, a.oxygen_flow_l_min
     flow_text = None if flow is None else str(flow)  # exact: str() gives back the very Decimal
     key = (None if temp is None else temp >= FEVER_C, flow_text, _CRS_FIELDS(a))
@@ -176,7 +187,7 @@ def _crs_part(a: Assessment) -> tuple[int | str, int | str, tuple[str, ...], fro
         entry = _crs_state(a)
         if flow_text is None or len(flow_text) <= _LONGEST_KEPT:
             _keep(_CRS_MEMO, key, entry)
-    crs_grade, ctcae_grade, reasons, after, flags, data_query = entry
+    crs_grade, ctcae_grade, reasons, after, flags, data_query, minimum = entry
     if after is not None:  # this day's temperature in the R-CRS-1 sentence between the two
         text = str(temp)
         sentence = _SENTENCES.get(text)
@@ -185,7 +196,7 @@ def _crs_part(a: Assessment) -> tuple[int | str, int | str, tuple[str, ...], fro
             if len(text) <= _LONGEST_KEPT:
                 _keep(_SENTENCES, text, sentence)
         reasons = reasons + (sentence,) + after
-    return crs_grade, ctcae_grade, reasons, flags, data_query
+    return crs_grade, ctcae_grade, reasons, flags, data_query, minimum
 
 
 def _crs_state(a: Assessment) -> tuple:
@@ -204,11 +215,11 @@ def _crs_state(a: Assessment) -> tuple:
             at = reasons.index(sentence)
             reasons, after = reasons[:at], reasons[at + 1:]
     return (crs.grade, ctcae_v5.grade, reasons, after, frozenset(flags),
-            (conflict,) if conflict else ())
+            (conflict,) if conflict else (), crs.minimum)
 
 
-def _icans_part(a: Assessment) -> tuple[int | str, tuple[str, ...], frozenset[str]]:
-    """(ICANS grade on the trial's scale, its reasons, its flags)."""
+def _icans_part(a: Assessment) -> tuple[int | str, tuple[str, ...], frozenset[str], int | None]:
+    """(ICANS grade on the trial's scale, its reasons, its flags, its minimum grade)."""
     age, keep = a.age_years, True
     if age is not None:
         if age >= ICE_MIN_AGE_YEARS:
@@ -220,7 +231,7 @@ def _icans_part(a: Assessment) -> tuple[int | str, tuple[str, ...], frozenset[st
     if entry is None:
         icans = grade_icans(a, a.icans_scale)
         entry = (icans.grade, tuple(dict.fromkeys(icans.reasons)),
-                 frozenset(str(flag) for flag in icans.flags))
+                 frozenset(str(flag) for flag in icans.flags), icans.minimum)
         if keep:
             _keep(_ICANS_MEMO, key, entry)
     return entry

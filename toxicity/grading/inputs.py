@@ -48,7 +48,14 @@ OXYGEN_DEVICES = (
 INTUBATION_REASONS = ("hypoxia", "airway_protection", "procedure", "other")
 ICE_NOT_ASSESSABLE = ("unarousable", "sedated", "other")
 CONSCIOUSNESS = (
-    "awakens_spontaneously", "awakens_to_voice", "awakens_to_tactile", "unarousable", "sedated",
+    "alert", "awakens_spontaneously", "awakens_to_voice", "awakens_to_tactile", "unarousable",
+    "sedated",
+)
+# R-CRS-2: what can mask fever (data-dictionary.md, grading context ``fever_masked_by``): the drug
+# codes of the tocilizumab, corticosteroid and anti-cytokine logs, or an antipyretic.
+MASKING_DRUGS = (
+    "tocilizumab", "siltuximab", "anakinra", "dexamethasone", "methylprednisolone",
+    "hydrocortisone", "prednisone", "prednisolone", "other", "antipyretic",
 )
 SEIZURE = ("none", "rapidly_resolving", "prolonged_or_repetitive")
 MOTOR_WEAKNESS = ("none", "deep_focal")
@@ -72,6 +79,7 @@ class Flag(enum.StrEnum):
     """Flag ids the engine raises (checks.md, "Grading consistency")."""
 
     CRS_NOT_EVALUABLE = "CRS-NOT-EVALUABLE"
+    CRS_FEVER_MASKED = "CRS-FEVER-MASKED"
     ICANS_NOT_EVALUABLE = "ICANS-NOT-EVALUABLE"
     CRS_NO_FEVER_AT_ONSET = "CRS-NO-FEVER-AT-ONSET"
     VASOPRESSIN_ALONE = "VASOPRESSIN-ALONE"
@@ -85,12 +93,31 @@ class Flag(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ScaleGrade:
-    """One grade on one scale: 0-5 or "NE", with the sentences and flags that explain it."""
+    """One grade on one scale: 0-5 or "NE", with the sentences and flags that explain it.
+
+    ``minimum`` is set only on an NE whose recorded values prove a floor >= 1 (R-CRS-15).
+    """
 
     scale: str
     grade: int | str
     reasons: tuple[str, ...] = ()
     flags: frozenset[str] = frozenset()
+    minimum: int | None = None
+
+
+@dataclass(frozen=True)
+class FeverMask:
+    """R-CRS-2: the therapy whose masking window covers the day (the most recent such dose)."""
+
+    drug: str  # MASKING_DRUGS
+    date: dt.date
+
+    def words(self) -> str:
+        """"tocilizumab on 2026-03-12", as the CRF panel and the query text say it."""
+        return f"{self.drug.replace('_', ' ')} on {self.date.isoformat()}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"drug": self.drug, "date": self.date.isoformat()}
 
 
 class GradingInputError(ValueError):
@@ -143,6 +170,7 @@ class Assessment:
     capd_baseline: int | None = None
     crs_ongoing: bool = False
     anticytokine_or_antipyretic_since_onset: bool = False
+    fever_masked_by: FeverMask | None = None
     death_primary_cause: str | None = None
     crs_scale: str = ASTCT_2019
     icans_scale: str = ASTCT_2019
@@ -209,6 +237,7 @@ def _parse_careful(data: Mapping[str, Any]) -> Assessment:
         "crs_scale": r.code("crs_scale", CRS_SCALES, ASTCT_2019),
         "icans_scale": r.code("icans_scale", ICANS_SCALES, ASTCT_2019),
         "assessment_date": r.date("assessment_date"),
+        "fever_masked_by": r.fever_mask("fever_masked_by"),
     }
     for name in BOOLEAN_FIELDS:
         values[name] = r.boolean(name)
@@ -332,6 +361,11 @@ def _parse_plain(data: dict[str, Any]) -> Assessment | None:
         date = values["assessment_date"] = _plain_date(value)
         if date is None:
             return None
+    mask = get("fever_masked_by")
+    if mask is not None:
+        if type(mask) is not FeverMask:
+            return None  # a JSON object: the careful reader checks the drug code and the date
+        values["fever_masked_by"] = mask
     agents = get("vasopressors")
     if agents:
         if (type(agents) is not list or not all(type(x) is str for x in agents)
@@ -545,6 +579,31 @@ class _Reader:
             elif code not in codes:
                 codes.append(code)
         return tuple(codes)
+
+    def fever_mask(self, field: str) -> FeverMask | None:
+        """null, or {"drug": one of MASKING_DRUGS, "date": "YYYY-MM-DD"} (R-CRS-2)."""
+        value = self.data.get(field)
+        if value is None:
+            return None
+        if isinstance(value, FeverMask):
+            return value
+        if not isinstance(value, Mapping) or set(value) - {"drug", "date"}:
+            self.error(field, 'must be null or {"drug": code, "date": "YYYY-MM-DD"} '
+                              f"(got {value!r})")
+            return None
+        inner = _Reader(value)
+        drug = inner.code("drug", MASKING_DRUGS)
+        date = inner.date("date")
+        if drug is None and "drug" not in inner.errors:
+            inner.error("drug", "required: the drug whose masking window covers the day")
+        if date is None and "date" not in inner.errors:
+            inner.error("date", "required: the date of that dose")
+        for name, messages in inner.errors.items():
+            for message in messages:
+                self.error(field, f"{name}: {message}")
+        if inner.errors:
+            return None
+        return FeverMask(drug, date)
 
     def date(self, field: str) -> dt.date | None:
         value = self._raw(field)

@@ -1,0 +1,243 @@
+"""A subject's course derived: each day's grading context and grades, and the episodes (no Django).
+
+One pass over the days in date order (grading.md, reports.md):
+1. the context of a day - study day, ``crs_ongoing`` (an episode is under way), ``fever_masked_by``
+   (R-CRS-2, ``masking.py``: windows of doses given on or after the course's CRS onset), the death
+   on that date, the subject's age, developmental delay and CAPD baseline, the trial's scales;
+2. the engine's grades for it (``toxicity.grading``), with the minimum grades of an NE day;
+3. the episode rule (``episodes.py``) folds the day in, which gives the next day's context.
+Then each episode's summary: therapy, ICU days, seriousness, outcome and review status.
+
+The live save path, the consistency job, reports as of a cut, the CRF preview and the synthetic
+generator all derive a course with :func:`derive_course`, so they agree by construction.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from toxicity.grading import GradingInputError, grade
+from toxicity.grading.crs import FEVER_C
+from toxicity.grading.inputs import NE, FeverMask
+
+from . import masking
+from .episodes import EpisodeDay, EpisodeSet, EpisodeTracker, derive_spans, summarize
+from .records import ASSESSMENT, CRS, ICANS, Assessment, Course, Grades
+
+# Decimal places of the stored decimal observations: grade what is stored (39.5 -> 39.50).
+DECIMAL_PLACES = {"temperature_max_c": 2, "oxygen_flow_l_min": 1}
+
+
+@dataclass(frozen=True)
+class Day:
+    """One derived day: the assessment, its grades (None: its input cannot be graded) and the two
+    episode views of it."""
+
+    assessment: Assessment
+    grades: Grades | None
+    crs: EpisodeDay
+    icans: EpisodeDay
+    crs_ongoing: bool = False  # the grading context the day was graded with
+    fever_masked_by: FeverMask | None = None
+
+    @property
+    def id(self) -> int | None:
+        return self.assessment.id
+
+    @property
+    def day(self) -> date:
+        return self.assessment.day
+
+    @property
+    def crs_grade(self) -> int | None:
+        return None if self.grades is None else self.grades.crs_grade_derived
+
+    @property
+    def icans_grade(self) -> int | None:
+        return None if self.grades is None else self.grades.icans_grade_derived
+
+    @property
+    def study_day(self) -> int | None:
+        return None if self.grades is None else self.grades.study_day
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return () if self.grades is None else self.grades.flags
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return () if self.grades is None else self.grades.reasons
+
+    @property
+    def changed(self) -> bool:
+        """Whether the stored grades differ from these (what the store writes)."""
+        return self.grades is not None and self.grades != self.assessment.stored
+
+
+@dataclass(frozen=True)
+class DerivedCourse:
+    course: Course
+    days: tuple[Day, ...]
+    episodes: EpisodeSet
+    now: datetime
+
+    def day_of(self, day: date) -> Day | None:
+        for d in self.days:
+            if d.day == day:
+                return d
+        return None
+
+    @property
+    def today(self) -> date:
+        """The site-local date at ``now``."""
+        return self.now.astimezone(ZoneInfo(self.course.subject.timezone)).date()
+
+
+def _as_input(name: str, value: Any) -> Any:
+    if value == "":
+        return None
+    places = DECIMAL_PLACES.get(name)
+    if places is not None and isinstance(value, (Decimal, int, float)) and not isinstance(value, bool):
+        try:
+            return Decimal(str(value)).quantize(Decimal(1).scaleb(-places))
+        except InvalidOperation:  # absurd magnitudes: let the engine name the field
+            return str(value)
+    return value
+
+
+def grading_input(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_by) -> dict[str, Any]:
+    """The engine's input for one day: the observations plus the context from the course
+    (data-dictionary.md, "Grading input")."""
+    subject, trial, death = course.subject, course.trial, course.death
+    data = {name: _as_input(name, value) for name, value in a.observations.items()}
+    data.update(
+        assessment_date=a.day,
+        age_years=subject.age_years,
+        developmental_delay=subject.developmental_delay,
+        capd_baseline=subject.capd_baseline,
+        crs_ongoing=crs_ongoing,
+        anticytokine_or_antipyretic_since_onset=fever_masked_by is not None,
+        fever_masked_by=fever_masked_by,
+        death_primary_cause=death.primary_cause if death is not None and death.day == a.day else None,
+        crs_scale=trial.crs_scale,
+        icans_scale=trial.icans_scale,
+    )
+    return data
+
+
+def crs_resolves(observations: Mapping[str, Any]) -> bool:
+    """A CRS resolution day (R-CRS-14, R-CRS-15): a recorded temperature below 38.0 C and neither
+    hypotension nor hypoxia, whatever their attributed cause."""
+    temp = observations.get("temperature_max_c")
+    if temp is None or temp == "":
+        return False
+    try:
+        afebrile = Decimal(str(temp)) < FEVER_C
+    except InvalidOperation:
+        return False
+    return afebrile and not observations.get("hypotension") and not observations.get("hypoxia")
+
+
+def _grade_value(value):
+    return None if value == NE else value
+
+
+def grades_of(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_by) -> Grades | None:
+    try:
+        result = grade(grading_input(course, a, crs_ongoing=crs_ongoing, fever_masked_by=fever_masked_by))
+    except GradingInputError:
+        return None
+    day0 = course.subject.day0
+    return Grades(
+        study_day=(a.day - day0).days if day0 else None,
+        crs_grade_derived=_grade_value(result.crs_grade),
+        icans_grade_derived=_grade_value(result.icans_grade),
+        ctcae_crs_grade_derived=_grade_value(result.ctcae_crs_grade),
+        minimum_crs_grade=result.minimum_crs_grade,
+        minimum_icans_grade=result.minimum_icans_grade,
+        fever_masked_by=fever_masked_by,
+        crs_scale=result.crs_scale,
+        icans_scale=result.icans_scale,
+        engine_version=result.engine_version,
+        flags=tuple(result.flags),
+        reasons=tuple(result.reasons),
+    )
+
+
+def derived_day(a: Assessment, g: Grades | None) -> Day:
+    """A day with these grades, as the episode rule and the consistency rules see it."""
+    return Day(a, g, *_episode_days(a, g))
+
+
+def _episode_days(a: Assessment, g: Grades | None) -> tuple[EpisodeDay, EpisodeDay]:
+    if g is None:  # not gradable: an NE day of both kinds
+        return (EpisodeDay(a.day, None, recorded_at=a.recorded_at), EpisodeDay(a.day, None, recorded_at=a.recorded_at))
+    crs = EpisodeDay(a.day, g.crs_grade_derived, g.minimum_crs_grade, crs_resolves(a.observations), a.recorded_at)
+    icans = EpisodeDay(a.day, g.icans_grade_derived, g.minimum_icans_grade, g.icans_grade_derived == 0, a.recorded_at)
+    return crs, icans
+
+
+def derive_days(course: Course) -> list[Day]:
+    """Each day's context and grades, in date order."""
+    logged = masking.logged_masking_doses(course)
+    antipyretics: list[masking.MaskingDose] = []
+    tracker = EpisodeTracker()
+    onset: date | None = None  # the course's first positive CRS day
+    days = []
+    for a in course.assessments:
+        if onset is not None and a.get("antipyretic_given"):
+            antipyretics.append(masking.antipyretic(a.day))
+        mask = masking.fever_mask(a.day, onset=onset, doses=[*logged, *antipyretics])
+        ongoing = tracker.open
+        g = grades_of(course, a, crs_ongoing=ongoing, fever_masked_by=mask)
+        crs, icans = _episode_days(a, g)
+        tracker.step(crs)
+        if onset is None and crs.positive:
+            onset = a.day
+            if a.get("antipyretic_given"):
+                antipyretics.append(masking.antipyretic(a.day))  # on the onset day: masks the next
+        days.append(Day(a, g, crs, icans, ongoing, mask))
+    return days
+
+
+def preview_day(course: Course, day: date, observations: Mapping[str, Any], *, assessment_id: int | None = None):
+    """What saving these observations for ``day`` would derive: (the engine's grading input for
+    it, with the context the rest of the course gives). The CRF's live panel grades exactly this,
+    so it shows what the save will store."""
+    candidate = Assessment(assessment_id, day, dict(observations))
+    with_candidate = course.with_record(ASSESSMENT, candidate) if assessment_id is not None else _added(course, candidate)
+    for d in derive_days(with_candidate):
+        if d.day == day:
+            return grading_input(with_candidate, candidate, crs_ongoing=d.crs_ongoing, fever_masked_by=d.fever_masked_by)
+    raise ValueError(f"{day} is not in the course")  # pragma: no cover - the candidate is always there
+
+
+def _added(course: Course, candidate: Assessment) -> Course:
+    """The course with a new day (a day already recorded is replaced, as a correction would)."""
+    kept = tuple(a for a in course.assessments if a.day != candidate.day)
+    return replace(course, assessments=tuple(sorted((*kept, candidate), key=lambda a: a.day)))
+
+
+def derive_course(course: Course, *, now: datetime, cut: date | None = None) -> DerivedCourse:
+    """The whole course derived; ``now`` is the moment of the derivation (or the data cut):
+    running procedures count their hours up to it, ICU stays without discharge up to ``cut``."""
+    return assemble(course, derive_days(course), now=now, cut=cut)
+
+
+def assemble(course: Course, days: list[Day], *, now: datetime, cut: date | None = None) -> DerivedCourse:
+    """The course with its derived days and the episodes they give."""
+    cut = cut or now.astimezone(ZoneInfo(course.subject.timezone)).date()
+    episodes = EpisodeSet()
+    trial = course.trial
+    for kind, scale in ((CRS, trial.crs_scale), (ICANS, trial.icans_scale)):
+        kind_days = [d.crs if kind == CRS else d.icans for d in days]
+        spans = derive_spans(kind_days)
+        episodes.of(kind).extend(
+            summarize(kind, n, span, kind_days, course, scale=scale, now=now, cut=cut)
+            for n, span in enumerate(spans, start=1)
+        )
+    return DerivedCourse(course, tuple(days), episodes, now)
