@@ -164,20 +164,25 @@ VARIABLES: dict[str, tuple[Variable, ...]] = {
         Variable("AEBODSYS", "Body System or Organ Class", origin="Derived",
                  comment="MedDRA primary SOC of the CTCAE term."),
         Variable("AESER", "Serious Event", codelist="NY",
-                 comment="Derived episodes: max grade >= 3, ICU stay or death during the episode (reports.md)."),
+                 comment="Y when any seriousness criterion holds (ICH E2A; not severity). Derived episodes: the "
+                         "criteria the data prove and those the investigator recorded on the episode review "
+                         "(reports.md)."),
         Variable("AEREL", "Causality", codelist="AEREL",
-                 comment="Derived CRS/ICANS episodes are CAR-T toxicities by definition: RELATED."),
+                 comment="Derived CRS/ICANS episodes: the investigator's review; CAR-T toxicities by definition "
+                         "(RELATED) until reviewed."),
         Variable("AEOUT", "Outcome of Adverse Event", codelist="OUT"),
         Variable("AESCONG", "Congenital Anomaly or Birth Defect", codelist="NY",
-                 comment="Typed-in events only (empty for derived episodes: not collected)."),
+                 comment="Derived episodes: recorded on the episode review."),
         Variable("AESDISAB", "Persist or Signif Disability/Incapacity", codelist="NY",
-                 comment="Typed-in events only."),
+                 comment="Derived episodes: recorded on the episode review."),
         Variable("AESDTH", "Results in Death", codelist="NY",
-                 comment="Derived episodes: Y when the outcome is fatal."),
-        Variable("AESHOSP", "Requires or Prolongs Hospitalization", codelist="NY", comment="Typed-in events only."),
-        Variable("AESLIFE", "Is Life Threatening", codelist="NY", comment="Typed-in events only."),
+                 comment="Derived episodes: death during the episode with this toxicity as primary cause."),
+        Variable("AESHOSP", "Requires or Prolongs Hospitalization", codelist="NY",
+                 comment="Derived episodes: an ICU stay for this toxicity during the episode, or the review."),
+        Variable("AESLIFE", "Is Life Threatening", codelist="NY",
+                 comment="Derived episodes: max grade 4 (CTCAE's life-threatening), or the review."),
         Variable("AESMIE", "Other Medically Important Serious Event", codelist="NY",
-                 comment="Typed-in events only."),
+                 comment="Derived episodes: recorded on the episode review."),
         Variable("AETOXGR", "Standard Toxicity Grade", codelist="TOXGR",
                  comment="The grade number only (1-5); the scale is in AETOXSCL. Derived episodes: the max grade."),
         Variable("AETOXSCL", "Toxicity Grading Scale", codelist="TOXSCL", origin="Derived", standard=False,
@@ -267,7 +272,7 @@ RELATEDNESS = {  # sponsor-defined (AEREL has no CDISC codelist)
     "probable": "PROBABLY RELATED",
     "definite": "RELATED",
 }
-ROUTE = {"iv": "INTRAVENOUS", "oral": "ORAL"}  # CDISC CT C66729; "other" has no term: left empty
+ROUTE = {"iv": "INTRAVENOUS", "oral": "ORAL", "intrathecal": "INTRATHECAL"}  # CDISC CT C66729; "other": empty
 SERIOUSNESS_FLAGS = (  # ICH E2A criterion code -> AE flag
     ("congenital_anomaly", "AESCONG"),
     ("disability", "AESDISAB"),
@@ -391,6 +396,8 @@ class Episode:
     resolution_date: date | None
     serious: bool
     outcome: str  # recovered, not_recovered, fatal
+    seriousness: tuple[str, ...] = ()  # ICH E2A criteria: derived and from the investigator's review
+    relatedness: str = ""  # the investigator's review ("" before it)
 
 
 @dataclass(frozen=True)
@@ -614,12 +621,13 @@ def ae_records(study: Study, subject: Subject) -> Iterator[dict]:
     def episodes():
         for e in ordered_episodes(subject):
             ended = _ended(h, e.resolution_date, e.outcome)
+            flags = {flag: NY[code in e.seriousness] for code, flag in SERIOUSNESS_FLAGS}
             yield {
                 "AESPID": episode_key(e), "AELNKID": episode_key(e),
                 "AETERM": e.term, "AEDECOD": EPISODE_TERMS.get(e.kind, e.term), "AECAT": EPISODE_CATEGORY,
-                "AEBODSYS": EPISODE_SOC.get(e.kind), "AESER": NY[e.serious], "AEREL": "RELATED",
-                "AEOUT": OUTCOME.get(e.outcome), "AESCONG": None, "AESDISAB": None,
-                "AESDTH": NY[e.outcome == "fatal"], "AESHOSP": None, "AESLIFE": None, "AESMIE": None,
+                "AEBODSYS": EPISODE_SOC.get(e.kind), "AESER": NY[bool(e.seriousness)],
+                "AEREL": RELATEDNESS.get(e.relatedness, "RELATED"),
+                "AEOUT": OUTCOME.get(e.outcome), **flags,
                 "AETOXGR": str(e.max_grade), "AETOXSCL": e.scale,
                 **h.timing(e.onset_date, ended["end"]),
                 "AEENRTPT": ended["AEENRTPT"], "AEENTPT": ended["AEENTPT"],

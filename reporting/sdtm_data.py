@@ -51,7 +51,7 @@ NEEDS = {
 }
 
 EPISODE_FIELDS = ("subject_id", "kind", "episode_number", "term", "scale", "onset_date", "max_grade",
-                  "resolution_date", "serious", "outcome")
+                  "resolution_date", "serious", "outcome", "seriousness", "relatedness")
 ASSESSMENT_FIELDS = (
     "subject_id", "assessment_date", "crs_grade_derived", "icans_grade_derived", "temperature_max_c",
     "hypotension", "vasopressors", "vasopressin_other_indication", "hypoxia", "oxygen_device", "oxygen_flow_l_min",
@@ -122,6 +122,7 @@ def load_subjects(domain: str, page: list[Subject], *, trial: Trial, disclosure:
             parts["episodes"][e.subject_id].append(sdtm.Episode(
                 kind=e.kind, number=e.episode_number, term=e.term, scale=e.scale, onset_date=e.onset_date,
                 max_grade=e.max_grade, resolution_date=e.resolution_date, serious=e.serious, outcome=e.outcome,
+                seriousness=tuple(e.seriousness or ()), relatedness=e.relatedness,
             ))
     adverse_event = adverse_event_model() if "adverse_events" in needs else None
     if adverse_event is not None:

@@ -57,6 +57,18 @@ def build_world(prefix: str = "") -> World:
     return w
 
 
+@pytest.fixture
+def celery_eager():
+    """Tasks enqueued on commit run in this process (Celery's own eager mode, as the embedded default
+    runs them), so a test can read what a task did, such as the e-mail notifications."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

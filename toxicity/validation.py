@@ -178,6 +178,28 @@ def icu_stay_errors(v: dict[str, Any], *, now: datetime) -> Errors:
 # --- typed-in CTCAE adverse events (data-dictionary.md, "Other adverse events") ---------------
 
 AE_GRADES = range(1, 6)  # CTCAE grades 1-5; 5 = death related to the AE
+def seriousness_errors(serious, codes) -> Errors:
+    """ICH E2A criteria of an adverse event or an episode review: a list of known codes, at least
+    one when serious, none otherwise."""
+    errors: Errors = {}
+    if codes is None:
+        codes = []
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        _add(errors, "seriousness", "Send the seriousness criteria as a list of codes, e.g. [\"hospitalization\"].")
+        return errors
+    unknown = [c for c in codes if c not in SERIOUSNESS_CODES]
+    if unknown:
+        _add(errors, "seriousness", f"Unknown seriousness criteria {', '.join(unknown)}: use "
+                                    f"{', '.join(SERIOUSNESS_CODES)}.")
+    if serious and not codes:
+        _add(errors, "seriousness", "A serious event needs at least one seriousness criterion: tick the criteria "
+                                    "that apply, or untick 'serious'.")
+    if not serious and codes:
+        _add(errors, "seriousness", "Seriousness criteria apply only to a serious event: tick 'serious', or clear "
+                                    "the criteria.")
+    return errors
+
+
 def ordered_seriousness(codes) -> list[str]:
     """The criteria once each, in the contract's order (unknown codes last, as given)."""
     order = {code: n for n, code in enumerate(SERIOUSNESS_CODES)}
@@ -236,21 +258,10 @@ def adverse_event_errors(
                                             "check the date.")
 
     serious, codes = bool(v.get("serious")), v.get("seriousness")
-    if codes is None:
-        codes = []
-    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-        _add(errors, "seriousness", "Send the seriousness criteria as a list of codes, e.g. [\"hospitalization\"].")
-        codes = []
-    unknown = [c for c in codes if c not in SERIOUSNESS_CODES]
-    if unknown:
-        _add(errors, "seriousness", f"Unknown seriousness criteria {', '.join(unknown)}: use "
-                                    f"{', '.join(SERIOUSNESS_CODES)}.")
-    if serious and not codes:
-        _add(errors, "seriousness", "A serious adverse event needs at least one seriousness criterion: tick the "
-                                    "criteria that apply, or untick 'serious'.")
-    if not serious and codes:
-        _add(errors, "seriousness", "Seriousness criteria apply only to a serious adverse event: tick 'serious', "
-                                    "or clear the criteria.")
+    for field, messages in seriousness_errors(serious, codes).items():
+        for message in messages:
+            _add(errors, field, message)
+    codes = codes if isinstance(codes, list) and all(isinstance(c, str) for c in codes) else []
 
     outcome = v.get("outcome")
     if grade == 5 and outcome != OUTCOME_FATAL:

@@ -328,7 +328,9 @@ def test_ae_rows_equal_the_derived_episodes(course):
     crs_a = next(r for r in rows if r["USUBJID"].endswith(course.subject_a.subject_id) and r["AESPID"] == "CRS-1")
     assert crs_a["AETOXGR"] == "3"  # the number only
     assert (crs_a["AESTDY"], crs_a["AEENDY"]) == ("-1", "4")  # onset the day before day 0; resolved CRF day 3
-    assert crs_a["AESER"] == "Y" and crs_a["AEOUT"] == "RECOVERED/RESOLVED" and crs_a["AEREL"] == "RELATED"
+    # grade 3 is severe, not serious (ICH E2A): no criterion holds, every flag is N
+    assert crs_a["AESER"] == "N" and crs_a["AEOUT"] == "RECOVERED/RESOLVED" and crs_a["AEREL"] == "RELATED"
+    assert {crs_a[f] for f in ("AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE")} == {"N"}
     crs_b = next(r for r in rows if r["USUBJID"].endswith(course.subject_b.subject_id))
     assert (crs_b["AESTDY"], crs_b["AEENDTC"], crs_b["AEENRTPT"], crs_b["AEOUT"]) == (
         "2", "", "ONGOING", "NOT RECOVERED/NOT RESOLVED")

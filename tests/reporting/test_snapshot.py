@@ -48,8 +48,9 @@ def test_summary_numbers_match_a_hand_computed_table(grade3):
     assert overall.max_grade_counts["icans"] == [2, 0, 0, 0, 0, 0]
     assert overall.onset_day["crs"] == (1, 1, 1) and overall.duration_days["crs"] == (3, 3, 3)
     (row,) = report.listing
+    # grade 3 is severe, not serious (ICH E2A: no death, no grade 4, no ICU stay, no review)
     assert (row.subject_id, row.grade, row.onset_study_day, row.duration_days, row.serious, row.outcome) == (
-        world.subject_a.subject_id, 3, 1, 3, True, "recovered")
+        world.subject_a.subject_id, 3, 1, 3, False, "recovered")
     table = {r[0]: r[1:] for r in summary_csv_rows(report)}
     assert table["CRS grade >= 3"][-1] == "1/2 (50.0%; 95% CI 1.3-98.7)"
 

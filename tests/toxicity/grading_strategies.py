@@ -7,6 +7,7 @@ JSON values that respect the hard cross-field rules. arbitrary_inputs(): any JSO
 """
 
 import os
+from datetime import date
 from decimal import Decimal
 
 from hypothesis import HealthCheck, settings
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from toxicity.grading.inputs import (
     BOOLEAN_FIELDS, CEREBRAL_EDEMA, CONSCIOUSNESS, CRS_SCALES, DEATH_CAUSES, ICANS_SCALES,
-    ICE_NOT_ASSESSABLE, INTUBATION_REASONS, MOTOR_WEAKNESS, OXYGEN_DEVICES, SEIZURE,
+    ICE_NOT_ASSESSABLE, INTUBATION_REASONS, MASKING_DRUGS, MOTOR_WEAKNESS, OXYGEN_DEVICES, SEIZURE,
     VASOPRESSOR_CODES,
 )
 
@@ -138,6 +139,10 @@ def consistent_inputs(draw):
         icans_grade_reported=maybe(st.integers(0, 5)),
         age_years=maybe(st.one_of(st.integers(0, 90), _hundredths(0, 20))),
         death_primary_cause=maybe(st.sampled_from(DEATH_CAUSES)),
+        # R-CRS-2: the therapy whose masking window covers the day, as the platform names it
+        fever_masked_by=maybe(st.fixed_dictionaries({
+            "drug": st.sampled_from(MASKING_DRUGS),
+            "date": st.dates(date(2025, 1, 1), date(2027, 12, 31)).map(date.isoformat)})),
         crs_scale=draw(st.sampled_from(CRS_SCALES)),
         icans_scale=draw(st.sampled_from(ICANS_SCALES)),
     )

@@ -218,15 +218,29 @@ def test_csv_rows():
     out, error = run(text, "--csv")
     assert error is None
     assert [(o["crs_grade"], o["ctcae_crs_grade"], o["icans_grade"]) for o in out] == [
-        (1, 1, 0), (0, 0, 0), (3, 4, 0), (4, 4, 1), (3, 3, 2)]
+        (1, 1, 0), (0, 0, 0), (3, 4, 0), (4, 4, 1), (3, 3, "NE")]
     assert out[2] == grade({"temperature_max_c": "39.5", "hypotension": True,
                             "vasopressors": ["norepinephrine", "vasopressin"], "hypoxia": True,
                             "oxygen_device": "nasal_cannula", "oxygen_flow_l_min": "6.0",
                             "fio2_percent": 30, "age_years": 45, "ice_score": 10}).as_dict()
     assert out[3]["crs_scale"] == "ctcae_v5"
-    # row 5: developmental delay (yes) makes the CAPD the tool and none was recorded: the
-    # level of consciousness sets the grade, flagged (R-ICANS-3)
+    # row 5: developmental delay (yes) makes the CAPD the tool and none was recorded: the level
+    # of consciousness proves at least grade 2, the missing CAPD could make it 3 (R-CRS-15)
     assert out[4]["flags"] == ["ICANS-NOT-EVALUABLE", "VASOPRESSIN-ALONE"]
+    assert (out[4]["minimum_icans_grade"], out[0]["minimum_icans_grade"]) == (2, None)
+
+
+def test_fever_masked_by_and_the_minimum_grades_on_the_command_line():
+    """data-dictionary.md: the CLI takes the platform's context as given and returns the floors."""
+    line = ('{"temperature_max_c": 37.2, "hypotension": true, "vasopressors": ["norepinephrine"], '
+            '"hypoxia": true, "age_years": 45, "ice_score": 10, "consciousness": "alert", '
+            '"fever_masked_by": {"drug": "tocilizumab", "date": "2026-03-12"}}\n')
+    out, error = run(line)
+    assert error is None
+    (result,) = out
+    assert (result["crs_grade"], result["minimum_crs_grade"]) == ("NE", 3)  # device missing
+    assert "CRS-FEVER-MASKED" in result["flags"]
+    assert any("tocilizumab on 2026-03-12" in r for r in result["reasons"])
 
 
 def test_csv_errors_name_the_field_and_the_csv_line():

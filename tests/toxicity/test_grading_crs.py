@@ -188,31 +188,82 @@ def test_worse_event_wins(fields, expected):
 
 # --- R-CRS-2 fever exemption, R-CRS-14 onset gate and resolution ------------------------------
 
+MASKED = {"CRS-FEVER-MASKED"}
+TOCI = {"fever_masked_by": {"drug": "tocilizumab", "date": "2026-03-12"}}
+
+
 @pytest.mark.parametrize("fields, expected, flags", [
-    # exempt: hypotension / hypoxia drive the grade without fever
-    ({**EXEMPT, "temperature_max_c": 37.0, **hypotensive()}, 2, set()),
-    ({**EXEMPT, "temperature_max_c": 37.0, **hypoxic("nasal_cannula", 8)}, 3, set()),
-    ({**EXEMPT, **hypoxic("nasal_cannula", 8)}, 3, set()),  # no temperature needed
-    ({**EXEMPT, "temperature_max_c": 36.8, **hypotensive("norepinephrine", "dopamine")}, 4,
-     set()),
-    # antipyretic given today, CRS ongoing since an earlier day: exempt too
+    # R-CRS-2: inside a masking window hypotension / hypoxia grade CRS without fever, flagged
+    ({**EXEMPT, "temperature_max_c": 37.0, **hypotensive()}, 2, MASKED),
+    ({**EXEMPT, "temperature_max_c": 37.0, **hypoxic("nasal_cannula", 8)}, 3, MASKED),
+    ({**EXEMPT, **hypoxic("nasal_cannula", 8)}, 3, MASKED),  # no temperature needed
+    ({**EXEMPT, "temperature_max_c": 36.8, **hypotensive("norepinephrine", "dopamine")}, 4, MASKED),
+    # the platform names the therapy (fever_masked_by): the same, whatever crs_ongoing says
+    ({**ADULT, **TOCI, "temperature_max_c": 37.0, **hypotensive("norepinephrine")}, 3, MASKED),
+    ({**ADULT, **TOCI, "crs_ongoing": True, "temperature_max_c": 37.9, **hypotensive()}, 2, MASKED),
+    # antipyretic given today, CRS ongoing since an earlier day: masked too
     ({**ADULT, "crs_ongoing": True, "antipyretic_given": True, "temperature_max_c": 37.2,
-      **hypotensive("norepinephrine")}, 3, set()),
-    # exempt day with nothing: the episode has resolved
+      **hypotensive("norepinephrine")}, 3, MASKED),
+    # masked day with nothing: grade 0, no flag
     ({**EXEMPT, "temperature_max_c": 37.0}, 0, set()),
     ({**EXEMPT}, 0, set()),
-    # exempt day with fever still present: grade 1
+    ({**ADULT, **TOCI}, 0, set()),
+    # masked day with fever still present: graded with fever, nothing to confirm
     ({**EXEMPT, "temperature_max_c": 38.4}, 1, set()),
-    # not exempt: CRS ongoing but no anti-cytokine or antipyretic therapy
+    ({**ADULT, **TOCI, "temperature_max_c": 38.0, **hypotensive()}, 2, set()),
+    # not masked: CRS ongoing but no anti-cytokine or antipyretic therapy
     ({**ADULT, "crs_ongoing": True, "temperature_max_c": 37.0, **hypotensive()}, 0,
      {"CRS-NO-FEVER-AT-ONSET"}),
-    # not exempt: prophylaxis before any CRS onset
-    ({**ADULT, "anticytokine_or_antipyretic_since_onset": True, "antipyretic_given": True,
-      "temperature_max_c": 37.0, **hypotensive()}, 0, {"CRS-NO-FEVER-AT-ONSET"}),
+    # an antipyretic today without an ongoing episode and without the platform naming a window
+    # (prophylaxis, or before onset): not masked
+    ({**ADULT, "antipyretic_given": True, "temperature_max_c": 37.0, **hypotensive()}, 0,
+     {"CRS-NO-FEVER-AT-ONSET"}),
 ])
 def test_fever_exemption(fields, expected, flags):
     result = grade(fields)
     assert (result.crs_grade, set(result.flags)) == (expected, flags)
+
+
+def test_the_masked_day_names_the_drug_and_date():
+    result = grade({**ADULT, **TOCI, "temperature_max_c": 37.0, **hypotensive("norepinephrine")})
+    assert any("masking window of tocilizumab on 2026-03-12" in r and r.startswith("CRS-FEVER-MASKED")
+               for r in result.reasons)
+
+
+@pytest.mark.parametrize("masked_by, field", [
+    ({"drug": "aspirin", "date": "2026-03-12"}, "fever_masked_by"),
+    ({"drug": "tocilizumab"}, "fever_masked_by"),
+    ({"drug": "tocilizumab", "date": "12 March"}, "fever_masked_by"),
+    ("tocilizumab", "fever_masked_by"),
+    ({"drug": "tocilizumab", "date": "2026-03-12", "dose": 8}, "fever_masked_by"),
+])
+def test_fever_masked_by_is_validated(masked_by, field):
+    from toxicity.grading import GradingInputError
+
+    with pytest.raises(GradingInputError) as exc:
+        grade({**ADULT, "temperature_max_c": 37.0, "fever_masked_by": masked_by})
+    assert field in exc.value.errors
+
+
+@pytest.mark.parametrize("fields, grade_, minimum", [
+    # R-CRS-15: fever and one vasopressor with the oxygen device missing: NE, at least 3
+    ({"temperature_max_c": 39.0, **hypotensive("norepinephrine"), "hypoxia": True}, "NE", 3),
+    # fever and hypoxia without a device: NE, at least 2
+    ({"temperature_max_c": 39.0, "hypoxia": True}, "NE", 2),
+    # the missing device cannot change grade 4 (two vasopressors): determined
+    ({"temperature_max_c": 39.0, **hypotensive("norepinephrine", "epinephrine"), "hypoxia": True}, 4, None),
+    # high-flow cannula without its flow (2 or 3) and one vasopressor (3): grade 3
+    ({"temperature_max_c": 39.0, **hypotensive("norepinephrine"), "hypoxia": True,
+      "oxygen_device": "high_flow_nasal_cannula"}, 3, None),
+    # temperature not measured, outside a masking window: NE without a floor (maybe no CRS at all)
+    ({"temperature_max_c": None, **hypotensive("norepinephrine")}, "NE", None),
+    # inside a masking window a missing temperature is no obstacle
+    ({"temperature_max_c": None, **TOCI, **hypotensive("norepinephrine")}, 3, None),
+])
+def test_minimum_grade_of_an_ne_day(fields, grade_, minimum):
+    result = grade({**ADULT, **fields})
+    assert (result.crs_grade, result.minimum_crs_grade) == (grade_, minimum)
+    assert ("CRS-NOT-EVALUABLE" in result.flags) == (grade_ == "NE")
 
 
 @pytest.mark.parametrize("fields, flags", [

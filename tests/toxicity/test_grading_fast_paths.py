@@ -78,7 +78,8 @@ def reference_grade(a):
                          ctcae_crs_grade=ctcae_v5.grade,
                          flags=tuple(sorted(str(f) for f in flags)),
                          reasons=tuple(dict.fromkeys(reasons)), crs_scale=a.crs_scale,
-                         icans_scale=a.icans_scale)
+                         icans_scale=a.icans_scale, minimum_crs_grade=crs.minimum,
+                         minimum_icans_grade=icans.minimum)
 
 
 @PROPERTY

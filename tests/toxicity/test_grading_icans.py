@@ -27,12 +27,12 @@ def child(**fields):
     (10, 0), (9, 1), (7, 1), (6, 2), (3, 2), (2, 3), (1, 3), (0, 3), ("7", 1), (6.0, 2),
 ])
 def test_ice_bands(ice, expected):
-    assert adult(ice_score=ice, consciousness="awakens_spontaneously") == (expected, set())
+    assert adult(ice_score=ice, consciousness="alert") == (expected, set())
 
 
 @pytest.mark.parametrize("fields, expected", [
     # R-ICANS-2: ICE 0 awake with global aphasia = 3; ICE 0 because unarousable = 4
-    ({"ice_score": 0, "consciousness": "awakens_spontaneously"}, 3),
+    ({"ice_score": 0, "consciousness": "alert"}, 3),
     ({"ice_score": 0}, 3),
     ({"ice_score": 0, "consciousness": "unarousable"}, 4),
     ({"ice_score": 0, "ice_not_assessable": "unarousable"}, 4),
@@ -45,7 +45,9 @@ def test_ice_zero_awake_vs_unarousable(fields, expected):
 # --- depressed level of consciousness, R-ICANS-6 ---------------------------------------------
 
 @pytest.mark.parametrize("consciousness, ice_fields, expected", [
-    ("awakens_spontaneously", {"ice_score": 10}, 0),  # R-ICANS-6: alone never grade 1
+    ("alert", {"ice_score": 10}, 0),  # R-ICANS-6: alert is normal
+    ("awakens_spontaneously", {"ice_score": 10}, 1),  # R-ICANS-6: drowsy, wakes on its own: grade 1
+    ("awakens_spontaneously", {"ice_score": 8}, 1),
     (None, {"ice_score": 10}, 0),
     ("awakens_to_voice", {"ice_score": 10}, 2),
     ("awakens_to_tactile", {"ice_score": 10}, 3),
@@ -102,13 +104,17 @@ def test_most_severe_domain_wins(fields, expected):
     ({"motor_weakness": "deep_focal", "motor_other_cause": True}, 0, set()),
     # R-ICANS-5: intracranial hemorrhage with edema is recorded as edema from another cause
     ({"cerebral_edema": "diffuse_or_signs", "cerebral_edema_other_cause": True}, 0, set()),
-    ({"consciousness": "awakens_to_tactile", "consciousness_other_cause": True}, 0, set()),
-    # the ICE itself has no attribution field: it still counts
+    # R-ICANS-3: depressed consciousness from another cause (e.g. sedating drugs): the ICE and
+    # consciousness domains are not evaluable (never ICANS 3 or 4 by them)
+    ({"consciousness": "awakens_to_tactile", "consciousness_other_cause": True}, NE, {"ICANS-NOT-EVALUABLE"}),
     ({"ice_score": 5, "consciousness": "awakens_to_voice", "consciousness_other_cause": True},
-     2, set()),
-    # unarousable from another cause (e.g. sedating drugs): ICE and consciousness not evaluable
+     NE, {"ICANS-NOT-EVALUABLE"}),
+    ({"ice_score": 5, "consciousness": "awakens_to_voice", "consciousness_other_cause": True,
+      "cerebral_edema": "focal"}, 3, {"ICANS-NOT-EVALUABLE"}),
     ({"ice_score": None, "ice_not_assessable": "unarousable", "consciousness": "unarousable",
       "consciousness_other_cause": True}, NE, {"ICANS-NOT-EVALUABLE"}),
+    # the other-cause box without a depressed level changes nothing
+    ({"consciousness": "alert", "consciousness_other_cause": True}, 0, set()),
 ])
 def test_attribution_excludes_a_domain(fields, expected, flags):
     assert adult(**{"ice_score": 10, **fields}) == (expected, flags)
@@ -117,7 +123,8 @@ def test_attribution_excludes_a_domain(fields, expected, flags):
 # --- R-ICANS-8 CAPD ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("capd, consciousness, expected", [
-    (0, "awakens_spontaneously", 0),
+    (0, "alert", 0),
+    (0, "awakens_spontaneously", 1),  # R-ICANS-8: awakens spontaneously is grade 1
     (0, None, 0),
     (1, "awakens_spontaneously", 1),
     (8, "awakens_spontaneously", 1),
@@ -173,7 +180,10 @@ def test_capd_at_baseline(capd, baseline, flagged):
     ("11.9", {"capd_score": 4}, 1, set()),
     (11, {"ice_score": 10}, NE, {"ICANS-TOOL-AGE", "ICANS-NOT-EVALUABLE"}),
     (11, {"ice_score": 2}, NE, {"ICANS-TOOL-AGE", "ICANS-NOT-EVALUABLE"}),
-    (11, {"ice_score": 8, "seizure": "rapidly_resolving"}, 3,
+    # R-CRS-15: the missing CAPD could be "unable" (4): the seizure proves at least 3
+    (11, {"ice_score": 8, "seizure": "rapidly_resolving"}, NE,
+     {"ICANS-TOOL-AGE", "ICANS-NOT-EVALUABLE"}),
+    (11, {"ice_score": 8, "seizure": "rapidly_resolving", "consciousness": "alert"}, 3,
      {"ICANS-TOOL-AGE", "ICANS-NOT-EVALUABLE"}),
     (0.5, {"capd_score": 0}, 0, set()),
     (12, {"ice_score": 8}, 1, {"ICANS-TOOL-AGE"}),  # sources differ on age 12: confirm tool
@@ -199,6 +209,31 @@ def test_tool_by_age(age, fields, expected, flags):
 ])
 def test_developmental_delay_uses_capd(age, fields, expected, flags):
     assert icans(age_years=age, developmental_delay=True, **fields) == (expected, flags)
+
+
+@pytest.mark.parametrize("fields, expected, minimum", [
+    # R-CRS-15 for ICANS: an ICE missing without a reason (here: the day of death) spans 0-4
+    ({"seizure": "rapidly_resolving"}, NE, 3),
+    ({"seizure": "rapidly_resolving", "consciousness": "alert"}, 3, None),  # cannot be 4: awake
+    ({"seizure": "prolonged_or_repetitive"}, 4, None),
+    ({}, NE, None),
+])
+def test_minimum_icans_grade_with_the_ice_missing(fields, expected, minimum):
+    result = grade({**AFEBRILE, "age_years": 40, "death_primary_cause": "infection", **fields})
+    assert (result.icans_grade, result.minimum_icans_grade) == (expected, minimum)
+    assert "ICANS-NOT-EVALUABLE" in result.flags
+
+
+@pytest.mark.parametrize("fields, expected", [
+    # R-ICANS-3: a sedated patient who is unarousable or responds only to touch is never ICANS 4
+    # or 3 by the ICE or consciousness domains
+    ({"consciousness": "sedated", "ice_not_assessable": "sedated"}, NE),
+    ({"consciousness": "unarousable", "ice_not_assessable": "sedated"}, NE),
+    ({"consciousness": "awakens_to_tactile", "ice_not_assessable": "sedated"}, NE),
+    ({"consciousness": "unarousable", "ice_not_assessable": "sedated", "seizure": "rapidly_resolving"}, 3),
+])
+def test_sedated_unarousable_patient(fields, expected):
+    assert adult(**fields) == (expected, {"ICANS-NOT-EVALUABLE"})
 
 
 def test_missing_age_cannot_choose_the_tool():

@@ -263,8 +263,9 @@ def test_output_shape_is_the_contract():
                     "oxygen_device": "high_flow_nasal_cannula", "oxygen_flow_l_min": 5,
                     "hypotension": True, "vasopressors": ["vasopressin"], "crs_grade_reported": 1})
     out = result.as_dict()
-    assert set(out) == {"crs_grade", "icans_grade", "ctcae_crs_grade", "flags", "reasons",
-                        "crs_scale", "icans_scale", "engine_version"}
+    assert set(out) == {"crs_grade", "icans_grade", "ctcae_crs_grade", "minimum_crs_grade",
+                        "minimum_icans_grade", "flags", "reasons", "crs_scale", "icans_scale",
+                        "engine_version"}
     assert out["flags"] == sorted(set(out["flags"]))
     # ASTCT 3 (vasopressin alone), reported 1; HFNC at 5 L/min; CTCAE v5.0 fixed at 3 by the
     # pressor even without FiO2, so no CRS-NOT-EVALUABLE

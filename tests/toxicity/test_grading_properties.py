@@ -11,7 +11,8 @@
       < high flow (cannula > 6 L/min) and masks < positive pressure (CPAP, BiPAP, ventilation
       for hypoxia); a higher flow on a nasal or high-flow cannula; a higher FiO2 (CTCAE v5.0);
     - a lower ICE score; a higher CAPD score, or unable to perform the CAPD;
-    - consciousness spontaneously (or not recorded) -> voice -> tactile -> unarousable;
+    - consciousness alert (or not recorded) -> awakens spontaneously -> voice -> tactile ->
+      unarousable (R-ICANS-6);
     - seizure none -> rapidly resolving -> prolonged; motor none -> deep focal;
       cerebral edema none -> focal -> diffuse.
     NE is "not known", not a grade, so the exact property is:
@@ -96,8 +97,8 @@ def test_consistent_inputs_never_raise(data):
 
 # --- (a) monotonicity ------------------------------------------------------------------------
 
-LEVELS = {None: 0, "alert": 0, "awakens_to_voice": 1, "awakens_to_tactile": 2,
-          "unarousable": 3}
+LEVELS = {None: 0, "alert": 0, "awakens_spontaneously": 1, "awakens_to_voice": 2, "awakens_to_tactile": 3,
+          "unarousable": 4}
 ORDERED = {"seizure": SEIZURE, "motor_weakness": MOTOR_WEAKNESS, "cerebral_edema": CEREBRAL_EDEMA}
 LOW_FLOW_MAX = 6
 
@@ -258,15 +259,15 @@ def test_exact_grades_never_decrease_along_a_chain_of_worsenings(base, data):
 # --- examples the properties are built around ------------------------------------------------
 
 def test_ne_lower_bound_can_be_below_an_exact_grade():
-    # A child unable to perform the CAPD (grade 4), depressed consciousness attributed to
-    # sedating drugs, and a rapidly resolving seizure (3). Becoming unarousable from the same
-    # cause makes the CAPD not evaluable (R-ICANS-3): the seizure sets grade 3 with the flag -
-    # a lower bound, not an exact grade, so property (a) excludes it.
+    # A child unable to perform the CAPD (grade 4), "depressed consciousness from another cause"
+    # ticked while no depressed level is recorded, and a rapidly resolving seizure (3). Recording
+    # a depressed level (awakens to voice) from that cause makes the CAPD and consciousness
+    # domains not evaluable (R-ICANS-3): the seizure sets grade 3 with the flag - a lower bound,
+    # not an exact grade, so property (a) excludes it.
     child = {"age_years": 8, "temperature_max_c": 37.0, "capd_unable": True,
-             "consciousness": "awakens_to_tactile", "consciousness_other_cause": True,
-             "seizure": "rapidly_resolving"}
+             "consciousness_other_cause": True, "seizure": "rapidly_resolving"}
     before = grade(child)
-    after = grade({**child, "consciousness": "unarousable"})
+    after = grade({**child, "consciousness": "awakens_to_voice"})
     assert (before.icans_grade, before.flags) == (4, ())
     assert (after.icans_grade, after.flags) == (3, ("ICANS-NOT-EVALUABLE",))
 

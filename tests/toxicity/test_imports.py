@@ -414,7 +414,7 @@ def test_an_offset_is_honoured_and_an_ambiguous_or_missing_local_time_is_refused
 # --- notifications --------------------------------------------------------------------------------
 
 
-def test_grade_4_alert_is_sent_on_commit_only(world, django_capture_on_commit_callbacks):
+def test_grade_4_alert_is_sent_on_commit_only(world, django_capture_on_commit_callbacks, celery_eager):
     grade_4 = to_csv(HEADER, [normal_row(world, 2, temperature_max_c="39.4", hypotension="true",
                                          vasopressors="norepinephrine;epinephrine")])
     with django_capture_on_commit_callbacks(execute=True):
@@ -430,7 +430,7 @@ def test_grade_4_alert_is_sent_on_commit_only(world, django_capture_on_commit_ca
     assert alerts and alerts[0].to == ["data_manager@example.org"]
 
 
-def test_real_transactions_send_the_alert_only_when_the_import_commits(world_tx):
+def test_real_transactions_send_the_alert_only_when_the_import_commits(world_tx, celery_eager):
     """Without the test's wrapping transaction: the import's own transaction is the outermost one."""
     world = world_tx
     mail.outbox.clear()

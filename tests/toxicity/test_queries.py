@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from toxicity import queries, services
+from toxicity.course.write import check_subjects
 from toxicity.models import Query, QueryMessage, TocilizumabDose
 from tests.toxicity.test_assessment_services import NORMAL, assess, at
 
@@ -37,7 +38,7 @@ def test_soft_rule_raises_a_query_at_save_with_values_and_a_sentence(world):
 def test_reconcile_is_idempotent_and_fixing_the_data_auto_closes_with_history(world):
     dose = toci(world, mg="700")
     before = Query.objects.count()
-    outcome = queries.check_subject(world.subject_a)
+    outcome = check_subjects([world.subject_a.pk], at_save=True)
     assert (len(outcome.opened), outcome.auto_closed) == (0, 0) and Query.objects.count() == before
     services.log_update(dose, user=world.users["coordinator_a"], version=dose.version, reason="transcription error",
                         changes={"dose_mg": Decimal("560")})
@@ -70,7 +71,7 @@ def test_site_cannot_close_a_rule_query_monitor_can_with_justification_and_it_st
                              text="confirmed correct: 10 mg/kg per protocol amendment 3")
     q.refresh_from_db()
     assert q.status == "closed" and q.suppressed_values == q.values
-    queries.check_subject(world.subject_a)  # the same values: the rule does not reopen it
+    check_subjects([world.subject_a.pk], at_save=True)  # the same values: the rule does not reopen it
     assert rule_queries(world, "TOCI-DOSE-DEVIATION").count() == 1
     services.log_update(dose, user=world.users["coordinator_a"], version=dose.version, reason="source updated",
                         changes={"dose_mg": Decimal("720")})
@@ -138,7 +139,8 @@ def test_manual_query_needs_a_reviewer_a_real_field_and_the_right_site(world):
         queries.query_raise(user=world.users["monitor_a"], record_type="auth.user", record_id=1, field="email", text="?")
 
 
-def test_new_query_emails_the_site_and_high_grade_emails_data_managers(world, django_capture_on_commit_callbacks):
+def test_new_query_emails_the_site_and_high_grade_emails_data_managers(world, django_capture_on_commit_callbacks,
+                                                                        celery_eager):
     with django_capture_on_commit_callbacks(execute=True):
         toci(world, mg="700")
     site_mail = [m for m in mail.outbox if "new data quer" in m.subject]

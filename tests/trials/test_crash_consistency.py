@@ -1,8 +1,8 @@
 """A crash between a clinical write and its derived updates leaves a consistent database (issue 8).
 
 Every clinical write runs in one transaction with what it implies: the subject's derived values,
-the re-derived grades (system audit rows), the save-time queries, the reporting episodes and the
-queued e-mails (toxicity.services.subject_write, trials.services.subject_refresh_derived). Here
+the re-derived grades (system audit rows), the episodes, the save-time queries and the queued
+e-mails (toxicity.course.write: subject_write and after_subject_write). Here
 each derived step is made to fail *after* it has written, in committed transactions (no test
 transaction to hide behind): nothing of the write may remain -- no clinical row, no history row,
 no query, no episode, no e-mail -- and the same write then succeeds. A last test kills the
@@ -22,13 +22,10 @@ from django.apps import apps
 from django.core import mail
 from django.db import connection
 
-import reporting.receivers
+import toxicity.course.write
 import toxicity.queries
-import toxicity.receivers
-import toxicity.services
-from toxicity.models import Episode
 from toxicity import services
-from toxicity.models import DailyAssessment, Query, TocilizumabDose
+from toxicity.models import DailyAssessment, Episode, Query, TocilizumabDose
 from trials import services as trial_services
 from trials.models import Death, Subject
 
@@ -112,14 +109,13 @@ def _fail_after(original):
 
 
 def inject(monkeypatch, step):
+    """Make one step of the write sequence (toxicity.course.write.refresh_courses) fail after it wrote."""
     if step == "grades re-derived":
-        failing = _fail_after(toxicity.services.regrade_subject)
-        monkeypatch.setattr(toxicity.services, "regrade_subject", failing)
-        monkeypatch.setattr(toxicity.receivers, "regrade_subject", failing)  # the infusion/death path
+        monkeypatch.setattr(toxicity.course.write, "store_grades", _fail_after(toxicity.course.write.store_grades))
     elif step == "save-time checks":
-        monkeypatch.setattr(toxicity.queries, "check_subject", _fail_after(toxicity.queries.check_subject))
-    elif step == "reporting episodes":
-        monkeypatch.setattr(reporting.receivers, "refresh_episodes", _fail_after(reporting.receivers.refresh_episodes))
+        monkeypatch.setattr(toxicity.queries, "reconcile", _fail_after(toxicity.queries.reconcile))
+    elif step == "episodes":
+        monkeypatch.setattr(toxicity.course.write, "store_episodes", _fail_after(toxicity.course.write.store_episodes))
 
 
 @pytest.fixture
@@ -135,7 +131,7 @@ def course(world_tx):
     return w
 
 
-@pytest.mark.parametrize("step", ["grades re-derived", "save-time checks", "reporting episodes"])
+@pytest.mark.parametrize("step", ["grades re-derived", "save-time checks", "episodes"])
 @pytest.mark.parametrize("write", list(WRITES))
 def test_a_failure_in_a_derived_step_leaves_nothing_of_the_write(course, monkeypatch, write, step):
     before = snapshot()
@@ -155,7 +151,7 @@ def test_a_failure_in_a_derived_step_leaves_nothing_of_the_write(course, monkeyp
         assert type(row).history.filter(id=row.pk).count() == row.version  # one history row per version
 
 
-def test_the_severe_day_has_all_its_derived_effects_when_it_commits(course):
+def test_the_severe_day_has_all_its_derived_effects_when_it_commits(course, celery_eager):
     """The control for the test above: the write that must vanish on failure does produce each effect."""
     episodes, queries = Episode.objects.count(), Query.objects.count()
     a = _create_severe_day(course)
@@ -173,7 +169,7 @@ from decimal import Decimal
 import django
 django.setup()
 from django.contrib.auth import get_user_model
-import reporting.receivers
+import toxicity.course.write
 from toxicity import services
 from toxicity.models import DailyAssessment
 from trials.models import Subject
@@ -188,7 +184,7 @@ def die(ids):
     print("written", row.pk, row.history.count(), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
-reporting.receivers.refresh_episodes = die
+toxicity.course.write.store_episodes = die
 services.assessment_create(user=user, subject=subject, assessment_date=when, temperature_max_c=Decimal("39.5"),
                            hypotension=True, vasopressors=["norepinephrine", "epinephrine"], hypoxia=True,
                            oxygen_device="bipap", fio2_percent=60, ice_score=10,
@@ -227,7 +223,7 @@ def test_a_process_killed_during_the_derived_step_leaves_nothing_of_the_write(co
 def test_a_failed_death_record_leaves_the_subject_alive(course, monkeypatch):
     """The subject's status and day 0 are derived in the same transaction as the death record."""
     status = fresh(Subject, course.subject_a.pk).status
-    inject(monkeypatch, "reporting episodes")
+    inject(monkeypatch, "episodes")
     with pytest.raises(Crash):
         _record_death(course)
     assert fresh(Subject, course.subject_a.pk).status == status != "died"

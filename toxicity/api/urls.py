@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import query_views, views
+from . import query_views, review_views, views
 
 router = DefaultRouter()
 router.register("assessments", views.AssessmentViewSet, basename="assessment")
@@ -12,6 +12,7 @@ router.register("plasma-exchanges", views.PlasmaExchangeViewSet, basename="plasm
 router.register("hemofiltration-sessions", views.HemofiltrationSessionViewSet, basename="hemofiltration-session")
 router.register("icu-stays", views.IcuStayViewSet, basename="icu-stay")
 router.register("adverse-events", views.AdverseEventViewSet, basename="adverse-event")
+router.register("episode-reviews", review_views.EpisodeReviewViewSet, basename="episode-review")
 router.register("queries", query_views.QueryViewSet, basename="query")
 router.register("check-runs", query_views.CheckRunViewSet, basename="check-run")
 

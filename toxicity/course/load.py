@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from django.db.models import Max, Subquery, TextField
@@ -221,44 +223,65 @@ def grades_of_instance(a: DailyAssessment) -> r.Grades | None:
     return r.Grades(**values)
 
 
+def _as_stored(instance):
+    """A copy of the instance's values as the database gives them back: decimals at the column's
+    scale (700 -> 700.00), datetimes in UTC. A record built from a row just written is then equal
+    to the one loaded later, and so are the messages and values of the queries raised from it."""
+    values = {}
+    for field in instance._meta.concrete_fields:
+        value = getattr(instance, field.attname)
+        if isinstance(value, Decimal) and field.get_internal_type() == "DecimalField":
+            try:
+                value = value.quantize(Decimal(1).scaleb(-field.decimal_places))
+            except InvalidOperation:
+                pass
+        elif isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        values[field.attname] = value
+    return SimpleNamespace(**values)
+
+
 def record_of(instance, course: r.Course):
     """The course record of one model instance (the subject's site zone gives its days)."""
     zone = ZoneInfo(course.subject.timezone)
+    model = instance
+    instance = _as_stored(instance)
 
     def local(moment):
         return moment.astimezone(zone).date()
 
-    if isinstance(instance, DailyAssessment):
-        return r.Assessment(instance.pk, instance.assessment_date,
+    if isinstance(model, DailyAssessment):
+        return r.Assessment(instance.id, instance.assessment_date,
                             {name: getattr(instance, name) for name in OBSERVATIONS},
-                            grades_of_instance(instance), instance.version, instance.created_at)
-    if isinstance(instance, TocilizumabDose):
+                            grades_of_instance(model), instance.version, instance.created_at)
+    instance.pk = instance.id
+    if isinstance(model, TocilizumabDose):
         return r.Dose(r.TOCILIZUMAB, instance.pk, instance.administered_at, local(instance.administered_at),
                       "tocilizumab", instance.dose_mg, instance.indication, "iv", instance.weight_kg)
-    if isinstance(instance, (CorticosteroidDose, AnticytokineDose)):
-        kind = r.STEROID if isinstance(instance, CorticosteroidDose) else r.ANTICYTOKINE
+    if isinstance(model, (CorticosteroidDose, AnticytokineDose)):
+        kind = r.STEROID if isinstance(model, CorticosteroidDose) else r.ANTICYTOKINE
         return r.Dose(kind, instance.pk, instance.administered_at, local(instance.administered_at), instance.drug,
                       instance.dose_mg, instance.indication, instance.route, instance.weight_kg)
-    if isinstance(instance, PlasmaExchange):
+    if isinstance(model, PlasmaExchange):
         return r.PlasmaExchange(instance.pk, instance.started_at, instance.ended_at, local(instance.started_at),
                                 instance.plasma_volume_exchanged_ml, instance.plasma_volumes_exchanged,
                                 instance.weight_kg)
-    if isinstance(instance, HemofiltrationSession):
+    if isinstance(model, HemofiltrationSession):
         return r.Hemofiltration(instance.pk, instance.started_at, instance.ended_at, local(instance.started_at),
                                 instance.modality, instance.effluent_rate_ml_h, instance.effluent_dose_ml_kg_h,
                                 instance.weight_kg)
-    if isinstance(instance, IcuStay):
+    if isinstance(model, IcuStay):
         return r.IcuStay(instance.pk, instance.admitted_at, instance.discharged_at, local(instance.admitted_at),
                          local(instance.discharged_at) if instance.discharged_at else None, instance.reason,
                          instance.created_at)
-    if isinstance(instance, EpisodeReview):
+    if isinstance(model, EpisodeReview):
         return r.EpisodeReview(instance.pk, instance.kind, instance.onset_date, instance.serious,
                                tuple(instance.seriousness or ()), instance.relatedness, instance.outcome,
                                dict(instance.reviewed_episode or {}))
-    if isinstance(instance, Infusion):
+    if isinstance(model, Infusion):
         return r.Infusion(instance.pk, instance.infusion_number, instance.infused_at, local(instance.infused_at),
                           instance.dose_cells_per_kg, instance.weight_kg)
-    if isinstance(instance, Death):
+    if isinstance(model, Death):
         return r.Death(instance.pk, instance.death_date, instance.death_primary_cause, instance.created_at)
     return None
 

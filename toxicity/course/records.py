@@ -245,7 +245,9 @@ class Course:
         name, key = _COLLECTIONS[kind]
         if name == "death":
             return replace(self, death=None if removed else record)
-        items = [r for r in getattr(self, name) if r.id != record.id or record.id is None]
+        # the doses of three logs share one collection: a record is its kind and id together
+        items = [r for r in getattr(self, name)
+                 if record.id is None or (r.id, getattr(r, "kind", kind)) != (record.id, kind)]
         if not removed:
             items.append(record)
         return replace(self, **{name: tuple(sorted(items, key=key))})

@@ -60,8 +60,8 @@ class SubjectWrite:
     def derive_into(self, assessment: DailyAssessment) -> None:
         """Set an assessment's derived grades in memory, as the course with it in place derives
         them, so that its first save is also its only history row."""
-        if assessment.assessment_date is None:
-            return
+        if not isinstance(assessment.assessment_date, date):
+            return  # not a date yet: validation names the field
         course = self.course.with_record(r.ASSESSMENT, record_of(assessment, self.course))
         for day in derive_days(course):
             if day.day == assessment.assessment_date and day.grades is not None:

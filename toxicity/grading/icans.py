@@ -78,9 +78,7 @@ def confounding(a: Assessment) -> str | None:
     """R-ICANS-3: why the ICE/CAPD and consciousness domains cannot be evaluated, or None."""
     if a.consciousness == "sedated" or a.ice_not_assessable == "sedated":
         return "sedated"
-    if a.consciousness_other_cause and (
-            a.consciousness in DEPRESSED or a.ice_not_assessable == "unarousable"
-            or (a.consciousness is None and a.capd_unable)):
+    if a.consciousness_other_cause and (a.consciousness in DEPRESSED or a.ice_not_assessable == "unarousable"):
         return "depressed consciousness attributed to another cause (e.g. sedating drugs)"
     return None
 
