@@ -190,6 +190,8 @@ SPECTACULAR_SETTINGS = {
         "AnticytokineEnum": "toxicity.choices.Anticytokine",
         "QueryStatusEnum": "toxicity.models.QueryStatus",
         "CheckRunStatusEnum": "toxicity.models.CheckRunStatus",
+        "EpisodeKindEnum": "toxicity.models.EpisodeKind",
+        "ReportKindEnum": "reporting.models.ReportKind",
     },
 }
 

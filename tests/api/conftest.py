@@ -34,7 +34,8 @@ VOID_REASON = "Zq7-VOID-REASON sentinel typed by the site"
 CHANGE_REASON = "Zq7-CHANGE-REASON sentinel typed by the site"
 QUERY_TEXT = "Zq7-QUERY-TEXT sentinel typed by the monitor"  # manual query texts are withheld too (exports)
 MESSAGE_TEXT = "Zq7-MESSAGE-TEXT sentinel typed by the site"
-SENTINELS = (DEATH_TEXT, VOID_REASON, CHANGE_REASON, QUERY_TEXT, MESSAGE_TEXT)
+REVIEW_COMMENT = "Zq7-REVIEW-COMMENT sentinel typed by the investigator"
+SENTINELS = (DEATH_TEXT, VOID_REASON, CHANGE_REASON, QUERY_TEXT, MESSAGE_TEXT, REVIEW_COMMENT)
 
 USERS = (
     "coordinator_a", "coordinator_b", "investigator_a", "investigator_b", "monitor_a", "monitor_b",
@@ -80,6 +81,13 @@ CREATE_BODIES = {
                                     "outcome": "recovered"},
 }
 SUBJECT_RECORD_RESOURCES = tuple(CREATE_BODIES)  # records that belong to a subject (body field "subject")
+
+
+def review_body(subject, onset_day: int) -> dict:
+    """The investigator's review of the CRS episode with onset on ``onset_day`` (days with fever)."""
+    return {"subject": subject.pk, "kind": "crs", "onset_date": str(subject.day0 + timedelta(days=onset_day)),
+            "serious": True, "seriousness": ["important_medical_event"], "relatedness": "probable",
+            "outcome": "recovered", "comment": REVIEW_COMMENT}
 
 
 def subject_body(site, cohort, n):
@@ -180,6 +188,21 @@ def build_api_world(*, rows: int = 1, assessment_rows: int | None = None) -> Api
     death = {"death_date": str(date.today() - timedelta(days=1)), "death_primary_cause": "other",
              "death_cause_other_text": DEATH_TEXT}
     _created(client.put(f"{API}subjects/{subject.pk}/death/", death, format="json"), "death")
+
+    # The investigator's review of each subject's first CRS episode (fever on day 0), with a sentinel
+    # comment; at site A a review voided before it (episode reviews: investigators only).
+    for site in ("a", "b"):
+        subject = getattr(world, f"subject_{site}")
+        investigator = data.client(f"investigator_{site}")
+        body = review_body(subject, 0)
+        if site == "a":
+            made = _created(investigator.post(f"{API}episode-reviews/", body, format="json"), "review to void")
+            voided = _created(investigator.post(f"{API}episode-reviews/{made['id']}/void/",
+                                                {"version": made["version"], "reason": VOID_REASON}, format="json"),
+                              "review void")
+            data.records[("episode-reviews", "void")] = [voided["id"]]
+        made = _created(investigator.post(f"{API}episode-reviews/", body, format="json"), "review")
+        data.records[("episode-reviews", site)] = [made["id"]]
 
     # A manual query per site with a thread; source verification, a form lock, a signature, a check run.
     for site in ("a", "b"):

@@ -83,8 +83,12 @@ TABLE.update({
     "trials/{id}/sites/": {"get": read("trials.site")},
     "trials/{id}/cohorts/": {"get": read("trials.cohort")},
     # derived, read-only
-    "episodes/": {"get": read("reporting.episode")},
-    "episodes/{id}/": {"get": read("reporting.episode")},
+    "episodes/": {"get": read("toxicity.episode")},
+    "episodes/{id}/": {"get": read("toxicity.episode")},
+    # the investigator's review of a derived episode (data-dictionary.md, episode_review)
+    "episode-reviews/": {"get": read("toxicity.episodereview"), "post": write({INVESTIGATOR})},
+    "episode-reviews/{id}/": {"get": read("toxicity.episodereview"), "patch": write({INVESTIGATOR})},
+    "episode-reviews/{id}/void/": {"post": write({INVESTIGATOR})},
     # queries (workflow.md, Query lifecycle)
     "queries/": {"get": read("toxicity.query"), "post": write(REVIEWERS)},
     "queries/{id}/": {"get": read("toxicity.query")},

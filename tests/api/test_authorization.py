@@ -14,12 +14,14 @@ import csv
 import io
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from django.apps import apps
 from django.db import transaction
 
 from tests.api import endpoints as ep
+from toxicity import services
 from tests.api.conftest import (
     API,
     BIRTH_DATE,
@@ -27,6 +29,7 @@ from tests.api.conftest import (
     PASSWORD,
     SENTINELS,
     create_body,
+    review_body,
 )
 
 # The caller's role and site ("a"/"b"; None for trial roles); None: no role in the world's trial.
@@ -408,6 +411,21 @@ def write_case(api, path, method) -> Write:
     if resource in ep.CLINICAL and path == f"{resource}/{{id}}/void/":
         pk = _first(api, resource)
         return Write(API + path.format(id=pk), {"version": _version(ep.CLINICAL[resource], pk), "reason": "duplicate"},
+                     success=200, role_first=True)
+    if path == "episode-reviews/":
+        # a new CRS episode of subject A (resolved on day 11, fever again on day 12) to review
+        for n, temperature in ((11, "36.8"), (12, "38.5")):
+            services.assessment_create(user=api.users["coordinator_a"], subject=api.subject_a,
+                                       assessment_date=api.subject_a.day0 + timedelta(days=n),
+                                       temperature_max_c=Decimal(temperature), ice_score=10, consciousness="alert")
+        return Write(API + path, review_body(api.subject_a, 12), refusal_fields={"subject"}, role_first=True)
+    if path == "episode-reviews/{id}/" and method == "patch":
+        pk = _first(api, "episode-reviews")
+        body = {"version": _version("toxicity.episodereview", pk), "reason": "review corrected", "outcome": "recovering"}
+        return Write(API + path.format(id=pk), body, success=200, role_first=True)
+    if path == "episode-reviews/{id}/void/":
+        pk = _first(api, "episode-reviews")
+        return Write(API + path.format(id=pk), {"version": _version("toxicity.episodereview", pk), "reason": "wrong"},
                      success=200, role_first=True)
     if path == "subjects/{id}/death/" and method == "put":
         body = {"death_date": str(date.today() - timedelta(days=1)), "death_primary_cause": "disease_progression"}

@@ -7,6 +7,7 @@ on first use), then measured with page_size 1, 6 and 1000 over at least 6 rows, 
 trial role and a de-identified role with shifted dates (each takes its own code path).
 """
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -15,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.api import endpoints as ep
 from tests.api.conftest import API, PASSWORD
 from tests.factories import CohortFactory, SiteFactory, TrialFactory
-from toxicity import queries
+from toxicity import queries, reviews
 from toxicity.models import CheckRun, DailyAssessment, Query, TocilizumabDose
 from trials import services as trial_services
 from trials import workflow_services as wf
@@ -37,6 +38,10 @@ def crowded(api_world):
             trial_services.membership_grant(user=w.users[f"{role}_a"], role=role, trial=w.trial, site=site)
         CohortFactory(trial=w.trial, name=f"DL-extra-{n}")
     monitor, manager = w.users["monitor_a"], w.users["data_manager"]
+    for n in range(2, 2 * MIN_ROWS, 2):  # the investigator reviews the other CRS episodes of subject A
+        reviews.episode_review_create(user=w.users["investigator_a"], subject=w.subject_a, kind="crs",
+                                      onset_date=w.subject_a.day0 + timedelta(days=n), serious=False, seriousness=[],
+                                      relatedness="probable", outcome="recovered")
     assessments = list(DailyAssessment.objects.filter(subject=w.subject_a, voided=False)[:MIN_ROWS])
     for record in assessments:
         queries.query_raise(user=monitor, record_type="toxicity.dailyassessment", record_id=record.pk,

@@ -178,7 +178,7 @@ subject = Subject.objects.get(pk=int(sys.argv[1]))
 user = get_user_model().objects.get(username=sys.argv[2])
 when = date.fromisoformat(sys.argv[3])
 
-def die(ids):
+def die(derived, **kwargs):
     # Inside the write's transaction: the clinical row and its history row exist, the episodes not yet.
     row = DailyAssessment.objects.get(subject=subject, assessment_date=when)
     print("written", row.pk, row.history.count(), flush=True)

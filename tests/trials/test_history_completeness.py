@@ -34,9 +34,12 @@ from django.utils import timezone
 from simple_history.manager import HistoryManager
 
 from tests.factories import UserFactory, infusion_fields, subject_fields
-from toxicity import imports, queries, services
+from toxicity import imports, queries, reviews, services
+from toxicity.course.derive import derive_course
+from toxicity.course.load import load_course
 from toxicity.models import (
     AdverseEvent,
+    EpisodeReview,
     AnticytokineDose,
     CorticosteroidDose,
     DailyAssessment,
@@ -274,6 +277,34 @@ class Workload:
         services.log_void(rec, user=self.user("coordinator", rec.subject), version=rec.version, reason="duplicate")
         self.writes[model] += 1
 
+    # --- the investigator's episode reviews --------------------------------------------------------
+
+    def review_create(self):
+        candidates = []
+        for s in self.subjects(infused=True):
+            course = load_course(s.pk)
+            reviewed = {(r.kind, r.onset_date) for r in course.reviews}
+            candidates += [(s, e) for e in derive_course(course, now=timezone.now()).episodes
+                           if (e.kind, e.onset_date) not in reviewed]
+        s, e = self.pick(candidates)
+        reviews.episode_review_create(user=self.user("investigator", s), subject=s, kind=e.kind,
+                                      onset_date=e.onset_date, serious=False, seriousness=[],
+                                      relatedness="possible", outcome="not_recovered")
+        self.writes[EpisodeReview] += 1
+
+    def review_update(self):
+        r = self.pick(self.records(EpisodeReview))
+        updated = reviews.episode_review_update(
+            review=r, user=self.user("investigator", r.subject), version=r.version, reason="review corrected",
+            changes={"relatedness": self.rng.choice(["probable", "definite", "unlikely"])})
+        self.writes[EpisodeReview] += updated.version - r.version
+
+    def review_void(self):
+        r = self.pick(self.records(EpisodeReview))
+        reviews.episode_review_void(review=r, user=self.user("investigator", r.subject), version=r.version,
+                                    reason="reviewed the wrong episode")
+        self.writes[EpisodeReview] += 1
+
     def api(self, method, url, body, user):
         """The REST API path (the same services behind it); a 4xx is a refusal."""
         response = getattr(self.w.client(user), method)(url, body, format="json")
@@ -426,6 +457,8 @@ class Workload:
             "api_assessment_update": (self.api_assessment_update, 2),
             "api_tocilizumab_create": (self.api_tocilizumab_create, 2),
             "admin_trial_edit": (self.admin_trial_edit, 1), "admin_membership_delete": (self.admin_membership_delete, 1),
+            "episodereview_create": (self.review_create, 2), "episodereview_update": (self.review_update, 1),
+            "episodereview_void": (self.review_void, 1),
         }
         for model in LOGS:
             name = model._meta.model_name
@@ -472,7 +505,7 @@ class Workload:
                 try:
                     ops[name][0]()
                 except Skip:  # e.g. every adverse event voided already: enter one first
-                    prerequisite = name.rsplit("_", 1)[0] + "_create"
+                    prerequisite = PREREQUISITES.get(name, name.rsplit("_", 1)[0] + "_create")
                     if prerequisite in ops:
                         self._count(prerequisite, ops[prerequisite][0])
                     continue
@@ -487,6 +520,10 @@ class Workload:
 
 class Skip(Exception):
     """Nothing to operate on yet (e.g. no lock to release)."""
+
+
+# What an operation needs first when there is nothing to act on (default: "<record>_create").
+PREREQUISITES = {"admin_membership_delete": "membership_grant", "membership_revoke": "membership_grant"}
 
 
 def assert_history_complete(writes_before: dict, writes: Counter):

@@ -100,6 +100,8 @@ RULES: dict[str, Rule] = {
     "casebook": Rule(kwargs=lambda o: {"pk": o.subject.pk}),
     "assessment-day": Rule(kwargs=_day, post=ENTRY_A,
                            data=lambda o: {**ASSESSMENT_FORM, "version": o.assessment.version, "reason": "source"}),
+    # the day form's live grade panel: data entry only (read-only roles see the saved grades); it writes nothing
+    "assessment-preview": Rule(kwargs=_day, get=None, post=ENTRY_A, data=lambda o: {}),
     "log": Rule(kwargs=lambda o: {"pk": o.subject.pk, "kind": "icu"}, post=ENTRY_A,
                 data=lambda o: {"admitted_at": (o.infusion.infused_at + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
                                 "reason": "crs"}),

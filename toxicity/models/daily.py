@@ -185,7 +185,8 @@ class DailyAssessment(SubjectRecord):
 # The observed fields of a day, in data-dictionary order: what a coordinator enters, what the
 # grading input reads, what the course records carry. Declared once, by the model's fields.
 OBSERVATIONS = tuple(
-    f.name for f in DailyAssessment._meta.fields if f.editable and f.name not in ("subject", "assessment_date")
+    f.name for f in DailyAssessment._meta.fields
+    if f.editable and not f.primary_key and f.name not in ("subject", "assessment_date")
 )
 # The values the platform derives and stores with the row (toxicity.course.records.Grades).
 DERIVED = ("study_day", "crs_grade_derived", "icans_grade_derived", "ctcae_crs_grade_derived", "minimum_crs_grade",
