@@ -621,11 +621,12 @@ def ae_records(study: Study, subject: Subject) -> Iterator[dict]:
     def episodes():
         for e in ordered_episodes(subject):
             ended = _ended(h, e.resolution_date, e.outcome)
-            flags = {flag: NY[code in e.seriousness] for code, flag in SERIOUSNESS_FLAGS}
+            criteria = set(e.seriousness) | ({"death"} if e.outcome == "fatal" else set())
+            flags = {flag: NY[code in criteria] for code, flag in SERIOUSNESS_FLAGS}
             yield {
                 "AESPID": episode_key(e), "AELNKID": episode_key(e),
                 "AETERM": e.term, "AEDECOD": EPISODE_TERMS.get(e.kind, e.term), "AECAT": EPISODE_CATEGORY,
-                "AEBODSYS": EPISODE_SOC.get(e.kind), "AESER": NY[bool(e.seriousness)],
+                "AEBODSYS": EPISODE_SOC.get(e.kind), "AESER": NY[e.serious or bool(criteria)],
                 "AEREL": RELATEDNESS.get(e.relatedness, "RELATED"),
                 "AEOUT": OUTCOME.get(e.outcome), **flags,
                 "AETOXGR": str(e.max_grade), "AETOXSCL": e.scale,

@@ -32,6 +32,19 @@ ALLOWED = {
     ("trials/bulk.py", "_reserve_ids", "execute"): "reads nextval()/MAX(id) to reserve primary keys, writes nothing",
     ("trials/bulk.py", "_write", "executemany"): "SQLite branch of the bulk path; history rows are written beside the rows",
     ("trials/bulk.py", "bulk_insert", "cursor"): "the bulk path's COPY cursor; every audited row gets its history row",
+    # The bulk update of re-derived grades: one UPDATE of the changed rows, then their "~" history
+    # rows (the whole row, user, reason) in the same transaction, with the locks checked first.
+    ("trials/bulk.py", "bulk_update_with_history", "cursor"): "writes the '~' history rows of the updated rows",
+    ("trials/bulk.py", "bulk_update_with_history", "bulk_update"): "the rows whose history rows follow at once",
+    # Audited data migrations write the history row of every row they change themselves
+    # (toxicity/migrations/_history_rows.py): a migration sees plain managers.
+    ("toxicity/migrations/0007_consciousness_alert.py", "forwards", "bulk_update"):
+        "awakens_spontaneously -> alert, each row's system history row written beside it",
+    ("toxicity/migrations/0007_consciousness_alert.py", "forwards", "bulk_create"): "those history rows",
+    ("toxicity/migrations/0008_toci_episode_max_superseded.py", "forwards", "bulk_update"):
+        "superseded queries closed, each query's history row and thread message written beside it",
+    ("toxicity/migrations/0008_toci_episode_max_superseded.py", "forwards", "bulk_create"):
+        "those history rows and messages",
     # A membership revoke deletes the row on purpose; Model.delete() sends post_delete, so
     # simple-history writes the "-" row with the user and reason.
     ("trials/services.py", "membership_revoke", "delete"): "instance delete: simple-history records the '-' row",
@@ -39,7 +52,8 @@ ALLOWED = {
     ("trials/management/commands/harden_history_tables.py", "handle", "cursor"): "installs the refusing triggers",
     ("trials/management/commands/harden_history_tables.py", "_grant", "execute"): "GRANT/REVOKE and pg_catalog reads",
     # Derived or operational rows that are not audited (no history manager, re-derivable).
-    ("reporting/services.py", "refresh_episodes", "bulk_create"): "reporting episodes: derived, not audited",
+    ("toxicity/course/store.py", "store_episodes", "bulk_create"): "derived episodes: re-derived, not audited",
+    ("toxicity/course/store.py", "store_episodes", "bulk_update"): "derived episodes: re-derived, not audited",
     ("reporting/deid.py", "ensure_date_shifts", "bulk_create"): "export date offsets: derived, not clinical, not audited",
     ("reporting/report_runs.py", "_update", "update"): "ReportRun progress: a job row, not audited",
     ("reporting/report_runs.py", "_render", "update"): "ReportRun step text: a job row, not audited",
