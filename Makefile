@@ -33,6 +33,7 @@ test: install
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/checks.py
+	$(BIN)/python bench/saves.py
 	$(BIN)/python bench/web_load.py
 	$(BIN)/python bench/exports.py
 	$(BIN)/python bench/reports.py

@@ -98,8 +98,13 @@ def run_child(cmd: list[str], env: dict, expect: int = 0) -> dict:
 
 def bare_loop(database_url: str, code: str) -> dict:
     """Fetch every daily assessment of the trial with psycopg and grade each with the pure engine."""
+    import django
+
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()  # for the column list only: the model declares the observed fields once
     from toxicity.grading import GradingInputError, grade
-    from toxicity.services import GRADING_FIELDS  # the column list only (a tuple of names)
+    from toxicity.models import OBSERVATIONS as GRADING_FIELDS
 
     columns = ", ".join(f"a.{name}" for name in GRADING_FIELDS)
     query = f"""

@@ -95,7 +95,7 @@ def _update(run_pk: int, **fields) -> None:
 def _begin(run_pk: int) -> ReportRun | None:
     """Mark the run running; None when it is already finished (a re-delivered task does nothing)."""
     with transaction.atomic():
-        run = ReportRun.objects.select_for_update().select_related("trial").get(pk=run_pk)
+        run = ReportRun.objects.select_for_update(of=("self",)).select_related("trial").get(pk=run_pk)
         if run.status in FINISHED:
             return None
         # queued, or running when a worker died mid-build: (re)start from the beginning

@@ -155,10 +155,15 @@ def _save_with_history(instance: models.Model, *, user, reason: str) -> None:
 
 
 def _clean(instance: models.Model, validate: Callable[[models.Model], Mapping[str, list[str]]] | None):
-    """Field validators of the model, then the cross-field rules; raise one error naming every field."""
+    """Field validators of the model, then the cross-field rules; raise one error naming every field.
+
+    A foreign key whose object the caller already loaded (the locked subject) is not looked up again:
+    the row exists, and the database's foreign key would refuse it otherwise."""
     errors: dict[str, list[str]] = {}
+    loaded = [f.name for f in instance._meta.concrete_fields
+              if f.is_relation and f.is_cached(instance) and getattr(instance, f.name) is not None]
     try:
-        instance.full_clean(validate_unique=False, validate_constraints=False)
+        instance.full_clean(exclude=loaded, validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             errors.setdefault(field, []).extend(messages)
@@ -173,8 +178,9 @@ def audited_create(instance: ClinicalModel | AuditedModel, *, user, reason: str 
     """First save of a record: no reason required (workflow.md, Corrections and audit).
 
     ``derive(instance)`` sets derived columns in memory so the write leaves a single history row.
+    Inside a caller's transaction it adds no savepoint: an error rolls the caller's write back whole.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         if derive is not None:
             derive(instance)
         _clean(instance, validate)
@@ -206,7 +212,7 @@ def audited_update(
         errors["reason"] = ["A reason for change is required after the first save (e.g. 'transcription error')."]
     if errors:
         raise ValidationError(errors)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         instance = model.objects.select_for_update().get(pk=pk)
         if instance.version != version:
             raise StaleVersionError(submitted=version, current=instance.version)
@@ -234,7 +240,7 @@ def audited_void(model: type[ClinicalModel], pk: Any, *, user, version: int | No
         errors["reason"] = ["A reason is required to mark a record entered in error."]
     if errors:
         raise ValidationError(errors)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         instance = model.objects.select_for_update().get(pk=pk)
         if instance.version != version:
             raise StaleVersionError(submitted=version, current=instance.version)

@@ -157,7 +157,7 @@ def subject_refresh_derived(subject: Subject, *, user, because: str) -> Subject:
     """After an infusion or death changed: store the subject's derived values (a system audit row),
     then the clinical course's sequence (the grades depend on day 0, age and death)."""
     with transaction.atomic():
-        subject = Subject.objects.select_for_update().select_related("site", "trial").get(pk=subject.pk)
+        subject = Subject.objects.select_for_update(of=("self",)).select_related("site", "trial").get(pk=subject.pk)
         system_update(
             subject,
             user=user,
@@ -201,7 +201,7 @@ def _infusion_rules(infusion: Infusion):
 def infusion_create(*, user, subject: Subject, reason: str = "", **fields: Any) -> Infusion:
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     with transaction.atomic():
-        subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)  # one writer per subject
+        subject = Subject.objects.select_for_update(of=("self",)).select_related("site").get(pk=subject.pk)  # one writer per subject
         infusion = audited_create(Infusion(subject=subject, **fields), user=user, reason=reason, validate=_infusion_rules)
         subject_refresh_derived(subject, user=user, because=f"infusion {infusion.infusion_number} was entered")
     return infusion
@@ -259,7 +259,7 @@ def death_record(*, subject: Subject, user, version: int | None = None, reason: 
     """Create the subject's death record, or update it (with version and reason) if it exists."""
     require_roles(user, DATA_ENTRY_ROLES, subject.trial_id, subject.site_id)
     with transaction.atomic():
-        subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+        subject = Subject.objects.select_for_update(of=("self",)).select_related("site").get(pk=subject.pk)
         if subject.voided:
             raise validation_error("subject", "This subject was marked entered in error.")
         existing = Death.objects.filter(subject=subject, voided=False).first()

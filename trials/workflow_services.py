@@ -45,8 +45,16 @@ def refuse_locked_writes(instances) -> None:
     """A write to a locked form, casebook or trial is refused (HTTP 423)."""
     subjects = _subject_ids(instances)
     trials = {i.trial_id for i in instances if isinstance(i, Subject) and i.trial_id}
-    if subjects:
-        trials |= set(Subject.objects.filter(pk__in=subjects).values_list("trial_id", flat=True))
+    # the subjects' trials: from the rows in memory (subject_trial, or the subject loaded with the
+    # write), else one query
+    known = {i.subject_id: i.subject_trial_id for i in instances if getattr(i, "subject_trial_id", None)}
+    known.update({i.subject_id: i.subject.trial_id for i in instances
+                  if i.subject_id not in known and "subject" in getattr(i, "_state").fields_cache})
+    known.update({i.pk: i.trial_id for i in instances if isinstance(i, Subject)})
+    trials |= set(known.values())
+    unknown = subjects - set(known)
+    if unknown:
+        trials |= set(Subject.objects.filter(pk__in=unknown).values_list("trial_id", flat=True))
     if not trials:
         return
     forms = Q(pk__in=[])

@@ -98,15 +98,19 @@ class DerivedCourse:
 
 
 def _as_input(name: str, value: Any) -> Any:
+    """A stored decimal at its column's scale (39.5 is stored and graded as 39.50), also when typed
+    as text on the CRF; a value the scale would change is left for the engine to judge."""
     if value == "":
         return None
     places = DECIMAL_PLACES.get(name)
-    if places is not None and isinstance(value, (Decimal, int, float)) and not isinstance(value, bool):
-        try:
-            return Decimal(str(value)).quantize(Decimal(1).scaleb(-places))
-        except InvalidOperation:  # absurd magnitudes: let the engine name the field
-            return str(value)
-    return value
+    if places is None or isinstance(value, bool) or not isinstance(value, (Decimal, int, float, str)):
+        return value
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else str(value))
+        stored = number.quantize(Decimal(1).scaleb(-places))
+    except (InvalidOperation, ValueError):  # not a number, or absurd magnitudes: the engine names the field
+        return value if isinstance(value, str) else str(value)
+    return stored if stored == number or not isinstance(value, str) else value
 
 
 def grading_input(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_by) -> dict[str, Any]:

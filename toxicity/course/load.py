@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Max, Subquery, TextField
 from django.db.models.functions import Cast
 
@@ -59,6 +60,26 @@ def _as_of(cut: datetime):
     return rows
 
 
+_SENTINEL = -7_919_031  # an id no row has: marks where a compiled statement takes the subject's id
+_COMPILED: dict[tuple, tuple[str, tuple, int]] = {}
+
+
+def _fetch(rows, model, ids: list[int], key: str, columns) -> list[tuple]:
+    """The rows' ``columns`` as tuples. A live read of one subject on PostgreSQL (every save) runs a
+    statement compiled once per table: Django's query compiler costs more than the query itself."""
+    if rows is _live and len(ids) == 1 and connection.vendor == "postgresql":
+        cache_key = (model, key, tuple(str(c) for c in columns))
+        compiled = _COMPILED.get(cache_key)
+        if compiled is None:
+            sql, params = _live(model, [_SENTINEL], key).values_list(*columns).query.sql_with_params()
+            compiled = _COMPILED[cache_key] = (sql, tuple(params), list(params).index(_SENTINEL))
+        sql, params, at = compiled
+        with connection.cursor() as cursor:
+            cursor.execute(sql, (*params[:at], ids[0], *params[at + 1:]))
+            return cursor.fetchall()
+    return list(rows(model, ids, key).values_list(*columns))
+
+
 class _Json:
     """Decode JSON columns read as text, each distinct text once (flags and reasons repeat)."""
 
@@ -86,31 +107,55 @@ def _text(name):
 ASSESSMENT_COLUMNS = ("id", "subject_id", "assessment_date", "version", "created_at", *OBSERVATIONS, *r.GRADE_COLUMNS)
 
 
-def load_courses(subject_ids: Iterable[int], *, as_of: datetime | None = None,
-                 include_voided: bool = False) -> dict[int, r.Course]:
+def _subject_record(pk, subject_id, trial_id, site_id, tz, status, enrolled_on, day0, age, delay, capd_baseline,
+                    weight, cohort_dose, voided, crs_scale, icans_scale, until_day, toci_hours):
+    return (
+        r.Subject(id=pk, subject_id=subject_id, trial_id=trial_id, site_id=site_id, timezone=tz, status=status,
+                  enrolled_on=enrolled_on, day0=day0, age_years=age, developmental_delay=delay,
+                  capd_baseline=capd_baseline, baseline_weight_kg=weight, cohort_dose_level=cohort_dose,
+                  voided=voided),
+        r.Trial(crs_scale, icans_scale, until_day, toci_hours),
+    )
+
+
+SUBJECT_COLUMNS = (
+    "id", "subject_id", "trial_id", "site_id", "site__timezone", "status", "enrolled_on", "day0", "age_years",
+    "developmental_delay", "capd_baseline", "baseline_weight_kg", "cohort__dose_level_cells_per_kg", "voided",
+    "trial__crs_scale", "trial__icans_scale", "trial__daily_assessment_until_day", "trial__tocilizumab_response_hours",
+)
+
+
+def subject_values(subject: Subject) -> tuple:
+    """SUBJECT_COLUMNS of a subject loaded with its site, trial and cohort (no query)."""
+    return tuple(_path(subject, column) for column in SUBJECT_COLUMNS)
+
+
+def _path(obj, column: str):
+    for part in column.split("__"):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_courses(subject_ids: Iterable[int], *, as_of: datetime | None = None, include_voided: bool = False,
+                 subjects: Iterable[Subject] = ()) -> dict[int, r.Course]:
     """The courses of these subjects, keyed by subject id. A subject marked entered in error has
-    none, unless ``include_voided`` (a write to it must still be refused with a reason)."""
+    none, unless ``include_voided`` (a write to it must still be refused with a reason). Live
+    ``subjects`` already loaded with their site, trial and cohort are not read again."""
     rows = _live if as_of is None else _as_of(as_of)
     ids = list(subject_ids)
     if not ids:
         return {}
-    subjects = {}
-    subject_rows = rows(Subject, ids, "id")
-    if include_voided and as_of is None:
-        subject_rows = Subject.objects.filter(id__in=ids).order_by()
-    for (pk, subject_id, trial_id, site_id, tz, status, enrolled_on, day0, age, delay, capd_baseline, weight,
-         cohort_dose, voided, crs_scale, icans_scale, until_day, toci_hours) in subject_rows.values_list(
-            "id", "subject_id", "trial_id", "site_id", "site__timezone", "status", "enrolled_on", "day0", "age_years",
-            "developmental_delay", "capd_baseline", "baseline_weight_kg", "cohort__dose_level_cells_per_kg", "voided",
-            "trial__crs_scale", "trial__icans_scale", "trial__daily_assessment_until_day",
-            "trial__tocilizumab_response_hours"):
-        subjects[pk] = (
-            r.Subject(id=pk, subject_id=subject_id, trial_id=trial_id, site_id=site_id, timezone=tz, status=status,
-                      enrolled_on=enrolled_on, day0=day0, age_years=age, developmental_delay=delay,
-                      capd_baseline=capd_baseline, baseline_weight_kg=weight, cohort_dose_level=cohort_dose,
-                      voided=voided),
-            r.Trial(crs_scale, icans_scale, until_day, toci_hours),
-        )
+    found = {}
+    for subject in subjects if as_of is None else ():
+        found[subject.pk] = _subject_record(*subject_values(subject))
+    todo = [pk for pk in ids if pk not in found]
+    if todo:
+        subject_rows = rows(Subject, todo, "id")
+        if include_voided and as_of is None:
+            subject_rows = Subject.objects.filter(id__in=todo).order_by()
+        for values in subject_rows.values_list(*SUBJECT_COLUMNS):
+            found[values[0]] = _subject_record(*values)
+    subjects = {pk: value for pk, value in found.items() if include_voided or not value[0].voided}
     ids = list(subjects)
     if not ids:
         return {}
@@ -128,7 +173,7 @@ def load_courses(subject_ids: Iterable[int], *, as_of: datetime | None = None,
     json_columns = set(JSON_OBSERVATIONS) | {"flags", "reasons", "fever_masked_by"}
     columns = [_text(c) if c in json_columns else c for c in ASSESSMENT_COLUMNS]
     n_obs = len(OBSERVATIONS)
-    for row in rows(DailyAssessment, ids, "subject_id").values_list(*columns):
+    for row in _fetch(rows, DailyAssessment, ids, "subject_id", columns):
         parts["assessments"][row[1]].append(_assessment(row, n_obs, read))
 
     for model, kind, extra in (
@@ -136,35 +181,35 @@ def load_courses(subject_ids: Iterable[int], *, as_of: datetime | None = None,
         (CorticosteroidDose, r.STEROID, ("drug", "route", "weight_kg")),
         (AnticytokineDose, r.ANTICYTOKINE, ("drug", "route", "weight_kg")),
     ):
-        for pk, sid, at, mg, indication, *more in rows(model, ids, "subject_id").values_list(
-                "id", "subject_id", "administered_at", "dose_mg", "indication", *extra):
+        for pk, sid, at, mg, indication, *more in _fetch(rows, model, ids, "subject_id", (
+                "id", "subject_id", "administered_at", "dose_mg", "indication", *extra)):
             values = dict(zip(extra, more))
             parts["doses"][sid].append(r.Dose(
                 kind=kind, id=pk, at=at, day=local(sid, at), drug=values.get("drug", "tocilizumab"), dose_mg=mg,
                 indication=indication, route=values.get("route", "iv"), weight_kg=values.get("weight_kg")))
-    for pk, sid, start, end, ml, volumes, weight in rows(PlasmaExchange, ids, "subject_id").values_list(
+    for pk, sid, start, end, ml, volumes, weight in _fetch(rows, PlasmaExchange, ids, "subject_id", (
             "id", "subject_id", "started_at", "ended_at", "plasma_volume_exchanged_ml", "plasma_volumes_exchanged",
-            "weight_kg"):
+            "weight_kg")):
         parts["plasma_exchanges"][sid].append(r.PlasmaExchange(pk, start, end, local(sid, start), ml, volumes, weight))
-    for pk, sid, start, end, modality, rate, dose, weight in rows(HemofiltrationSession, ids, "subject_id").values_list(
+    for pk, sid, start, end, modality, rate, dose, weight in _fetch(rows, HemofiltrationSession, ids, "subject_id", (
             "id", "subject_id", "started_at", "ended_at", "modality", "effluent_rate_ml_h", "effluent_dose_ml_kg_h",
-            "weight_kg"):
+            "weight_kg")):
         parts["hemofiltrations"][sid].append(r.Hemofiltration(pk, start, end, local(sid, start), modality, rate, dose,
                                                               weight))
-    for pk, sid, admitted, discharged, reason, created in rows(IcuStay, ids, "subject_id").values_list(
-            "id", "subject_id", "admitted_at", "discharged_at", "reason", "created_at"):
+    for pk, sid, admitted, discharged, reason, created in _fetch(rows, IcuStay, ids, "subject_id", (
+            "id", "subject_id", "admitted_at", "discharged_at", "reason", "created_at")):
         parts["icu_stays"][sid].append(r.IcuStay(pk, admitted, discharged, local(sid, admitted),
                                                  local(sid, discharged) if discharged else None, reason, created))
-    for pk, sid, number, at, dose, weight in rows(Infusion, ids, "subject_id").values_list(
-            "id", "subject_id", "infusion_number", "infused_at", "dose_cells_per_kg", "weight_kg"):
+    for pk, sid, number, at, dose, weight in _fetch(rows, Infusion, ids, "subject_id", (
+            "id", "subject_id", "infusion_number", "infused_at", "dose_cells_per_kg", "weight_kg")):
         parts["infusions"][sid].append(r.Infusion(pk, number, at, local(sid, at), dose, weight))
     deaths = {sid: r.Death(pk, day, cause, created) for pk, sid, day, cause, created in
-              rows(Death, ids, "subject_id").values_list("id", "subject_id", "death_date", "death_primary_cause",
-                                                         "created_at")}
-    for pk, sid, kind, onset, serious, seriousness, relatedness, outcome, reviewed in rows(
-            EpisodeReview, ids, "subject_id").values_list(
-            "id", "subject_id", "kind", "onset_date", "serious", _text("seriousness"), "relatedness", "outcome",
-            _text("reviewed_episode")):
+              _fetch(rows, Death, ids, "subject_id", ("id", "subject_id", "death_date", "death_primary_cause",
+                                                         "created_at"))}
+    for pk, sid, kind, onset, serious, seriousness, relatedness, outcome, reviewed in _fetch(
+            rows, EpisodeReview, ids, "subject_id", ("id", "subject_id", "kind", "onset_date", "serious",
+                                                     _text("seriousness"), "relatedness", "outcome",
+                                                     _text("reviewed_episode"))):
         parts["reviews"][sid].append(r.EpisodeReview(pk, kind, onset, serious, tuple(read(seriousness) or ()),
                                                      relatedness, outcome, read(reviewed) or {}))
 
@@ -185,8 +230,10 @@ def load_courses(subject_ids: Iterable[int], *, as_of: datetime | None = None,
     return courses
 
 
-def load_course(subject_id: int, *, as_of: datetime | None = None, include_voided: bool = False) -> r.Course | None:
-    return load_courses([subject_id], as_of=as_of, include_voided=include_voided).get(subject_id)
+def load_course(subject_id: int, *, as_of: datetime | None = None, include_voided: bool = False,
+                subject: Subject | None = None) -> r.Course | None:
+    return load_courses([subject_id], as_of=as_of, include_voided=include_voided,
+                        subjects=[subject] if subject is not None else ()).get(subject_id)
 
 
 # --- rows and instances to records -------------------------------------------------------------

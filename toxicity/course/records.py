@@ -245,9 +245,10 @@ class Course:
         name, key = _COLLECTIONS[kind]
         if name == "death":
             return replace(self, death=None if removed else record)
-        # the doses of three logs share one collection: a record is its kind and id together
+        # the doses of three logs share one collection: a record is its kind and id together (a
+        # review's own ``kind`` is the episode's, CRS or ICANS, not the record kind)
         items = [r for r in getattr(self, name)
-                 if record.id is None or (r.id, getattr(r, "kind", kind)) != (record.id, kind)]
+                 if record.id is None or (r.id, r.kind if name == "doses" else kind) != (record.id, kind)]
         if not removed:
             items.append(record)
         return replace(self, **{name: tuple(sorted(items, key=key))})

@@ -85,8 +85,8 @@ def subject_write(subject: Subject, *, user, roles=DATA_ENTRY_ROLES):
         yield write
         return
     with transaction.atomic():
-        locked = Subject.objects.select_for_update().select_related("site", "trial").get(pk=subject.pk)
-        course = load_course(locked.pk, include_voided=True)
+        locked = Subject.objects.select_for_update(of=("self",)).select_related("site", "trial", "cohort").get(pk=subject.pk)
+        course = load_course(locked.pk, include_voided=True, subject=locked)
         write = SubjectWrite(locked, course, user, high_before=frozenset(stored_high_grades(course)))
         if batch is not None:
             batch[locked.pk] = write
@@ -154,7 +154,7 @@ def check_subjects(subject_ids: Iterable[int], *, run=None, at_save: bool = Fals
     """The consistency job over some subjects, in one transaction: the same sequence as a save,
     by the system (grades that drifted from the data are re-derived and audited)."""
     with transaction.atomic():
-        subjects = list(Subject.objects.select_for_update().filter(pk__in=list(subject_ids))
+        subjects = list(Subject.objects.select_for_update(of=("self",)).filter(pk__in=list(subject_ids))
                         .select_related("site", "trial").order_by("pk"))
         courses = load_courses([s.pk for s in subjects])
         return refresh_courses(subjects, courses, user=None, because="the consistency check run", run=run,
