@@ -98,7 +98,7 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"  # a host named: kombu warns on every connection without one
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in database rows (CheckRun, ReportRun)
 # Results only for the few tasks that ask for them (health checks); Redis by default when it is the broker.
 CELERY_RESULT_BACKEND = env.str(
@@ -237,5 +237,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # django-axes logs every failed login and lockout; not its start-up banner on every command.
-    "loggers": {"axes.apps": {"level": "WARNING"}},
+    # Celery's per-task "succeeded" lines: a worker's own log shows them; in-process (eager) runs
+    # would print one per notification into every command's output.
+    "loggers": {"axes.apps": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
 }
