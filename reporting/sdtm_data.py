@@ -18,14 +18,8 @@ from django.apps import apps
 from django.utils import timezone
 
 from toxicity import ctcae_terms
-from toxicity.models import (
-    AnticytokineDose,
-    CorticosteroidDose,
-    DailyAssessment,
-    HemofiltrationSession,
-    PlasmaExchange,
-    TocilizumabDose,
-)
+from toxicity.course.load import load_courses
+from toxicity.course.records import ANTICYTOKINE, STEROID, TOCILIZUMAB
 from trials.models import Death, Infusion, Subject, Trial
 from trials.selectors import scoped
 
@@ -52,12 +46,21 @@ NEEDS = {
 
 EPISODE_FIELDS = ("subject_id", "kind", "episode_number", "term", "scale", "onset_date", "max_grade",
                   "resolution_date", "serious", "outcome", "seriousness", "relatedness")
-ASSESSMENT_FIELDS = (
-    "subject_id", "assessment_date", "crs_grade_derived", "icans_grade_derived", "temperature_max_c",
-    "hypotension", "vasopressors", "vasopressin_other_indication", "hypoxia", "oxygen_device", "oxygen_flow_l_min",
-    "fio2_percent", "intubation_reason", "ice_score", "ice_not_assessable", "capd_score", "capd_unable",
-    "consciousness", "seizure", "motor_weakness", "cerebral_edema",
-)
+DOSE_KINDS = {TOCILIZUMAB: "tocilizumab", STEROID: "corticosteroid", ANTICYTOKINE: "anticytokine"}
+# the observed fields SDTM maps (FA, PR, QS); the rest of the day's observations stay in the course
+SDTM_OBSERVATIONS = tuple(name for name in sdtm.Assessment.__dataclass_fields__
+                          if name not in ("day", "crs_grade", "icans_grade"))
+
+
+def _assessment(a) -> sdtm.Assessment:
+    """SDTM's view of one daily assessment of the course: the stored grades and the observations."""
+    stored = a.stored
+    values = {name: a.get(name) for name in SDTM_OBSERVATIONS}
+    values["vasopressors"] = tuple(values["vasopressors"] or ())
+    for name in ("intubation_reason", "ice_not_assessable", "consciousness"):
+        values[name] = values[name] or ""
+    return sdtm.Assessment(day=a.day, crs_grade=stored.crs_grade_derived if stored else None,
+                           icans_grade=stored.icans_grade_derived if stored else None, **values)
 
 
 def adverse_event_model():
@@ -133,37 +136,23 @@ def load_subjects(domain: str, page: list[Subject], *, trial: Trial, disclosure:
                 resolution_date=a.resolution_date, serious=a.serious, seriousness=tuple(a.seriousness or ()),
                 relatedness=a.relatedness, outcome=a.outcome,
             ))
-    if "assessments" in needs:
-        for row in DailyAssessment.objects.filter(**live).values(*ASSESSMENT_FIELDS).order_by(
-            "subject_id", "assessment_date"
-        ):
-            sid = row.pop("subject_id")
-            row["day"] = row.pop("assessment_date")
-            row["crs_grade"] = row.pop("crs_grade_derived")
-            row["icans_grade"] = row.pop("icans_grade_derived")
-            row["vasopressors"] = tuple(row["vasopressors"] or ())
-            parts["assessments"][sid].append(sdtm.Assessment(**row))
-    if "doses" in needs:
-        for sid, at, mg, indication in TocilizumabDose.objects.filter(**live).values_list(
-            "subject_id", "administered_at", "dose_mg", "indication"
-        ):
-            parts["doses"][sid].append(sdtm.Dose("tocilizumab", "tocilizumab", _local(at, zones[sid]), mg, "", indication))
-        for kind, model in (("corticosteroid", CorticosteroidDose), ("anticytokine", AnticytokineDose)):
-            for sid, drug, at, mg, route, indication in model.objects.filter(**live).values_list(
-                "subject_id", "drug", "administered_at", "dose_mg", "route", "indication"
-            ):
-                parts["doses"][sid].append(sdtm.Dose(kind, drug, _local(at, zones[sid]), mg, route, indication))
-    if "procedures" in needs:
-        for sid, start, end, ml in PlasmaExchange.objects.filter(**live).values_list(
-            "subject_id", "started_at", "ended_at", "plasma_volume_exchanged_ml"
-        ):
-            parts["plasma_exchanges"][sid].append(sdtm.PlasmaExchange(_local(start, zones[sid]), _local(end, zones[sid]), ml))
-        for sid, modality, start, end, rate in HemofiltrationSession.objects.filter(**live).values_list(
-            "subject_id", "modality", "started_at", "ended_at", "effluent_rate_ml_h"
-        ):
-            parts["hemofiltrations"][sid].append(
-                sdtm.Hemofiltration(modality, _local(start, zones[sid]), _local(end, zones[sid]), rate)
-            )
+    if needs & {"assessments", "doses", "procedures"}:  # the one loader of a subject's course
+        for sid, course in load_courses(ids).items():
+            zone = zones[sid]
+            if "assessments" in needs:
+                parts["assessments"][sid] = [_assessment(a) for a in course.assessments]
+            if "doses" in needs:
+                parts["doses"][sid] = [
+                    sdtm.Dose(DOSE_KINDS[d.kind], d.drug, _local(d.at, zone), d.dose_mg,
+                              "" if d.kind == TOCILIZUMAB else d.route, d.indication)
+                    for d in course.doses]
+            if "procedures" in needs:
+                parts["plasma_exchanges"][sid] = [
+                    sdtm.PlasmaExchange(_local(p.at, zone), _local(p.ended_at, zone), p.exchanged_ml)
+                    for p in course.plasma_exchanges]
+                parts["hemofiltrations"][sid] = [
+                    sdtm.Hemofiltration(h.modality, _local(h.at, zone), _local(h.ended_at, zone), h.effluent_rate_ml_h)
+                    for h in course.hemofiltrations]
 
     offsets = _shifts(trial, ids) if disclosure.shift_dates else {}
     return [

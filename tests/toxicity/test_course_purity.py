@@ -62,3 +62,16 @@ def test_one_write_sequence_and_no_signals():
             text = path.read_text(encoding="utf-8")
             assert "django.dispatch" not in text and "Signal(" not in text, path
             assert "subject_grades_changed" not in text and "subject_records_changed" not in text, path
+
+
+def test_the_observed_fields_are_declared_once_on_the_model():
+    """The grading input, the API, the course records and the CRF read the model's list; the form
+    only groups it for the page (every observed field appears in exactly one group)."""
+    from toxicity.api.serializers import RAW_ASSESSMENT_FIELDS
+    from toxicity.forms import CAPD_FIELDS, CRS_FIELDS, ICANS_FIELDS, ICE_FIELDS, REPORTED_FIELDS
+    from toxicity.models import OBSERVATIONS, DailyAssessment
+
+    grouped = ["temperature_max_c", *CRS_FIELDS, *ICE_FIELDS, *CAPD_FIELDS, *ICANS_FIELDS, *REPORTED_FIELDS]
+    assert sorted(grouped) == sorted(OBSERVATIONS) and len(set(grouped)) == len(grouped)
+    assert RAW_ASSESSMENT_FIELDS == ["assessment_date", *OBSERVATIONS]
+    assert DailyAssessment.OBSERVATIONS is OBSERVATIONS
