@@ -41,7 +41,7 @@ from trials.audit import _NOT_DIFFED, SYSTEM_REASON_PREFIX, tracked_fields
 from trials.models import Site, Subject
 from trials.selectors import RoleIndex
 
-from .deid import Disclosure, redact_values, shift_value, shifts_for
+from .deid import FREE_TEXT_FIELDS, IDENTIFIER_FIELDS, Disclosure, redact_values, shift_value, shifts_for
 from .exports import DATETIME, INT, TEXT, Column, Dataset
 
 # ============================================================================================
@@ -51,8 +51,6 @@ from .exports import DATETIME, INT, TEXT, Column, Dataset
 AUDITED_APPS = ("trials", "toxicity")
 WITHHELD = "[withheld]"
 INITIAL_ENTRY = "initial entry"  # trials.audit.audited_create's reason for a first save
-FREE_TEXT_FIELDS = {"void_reason", "death_cause_other_text"}
-IDENTIFIER_FIELDS = {"date_of_birth"}
 ITERATOR_CHUNK_ROWS = 2000
 
 CREATED, CHANGED, VOIDED, DELETED = "created", "changed", "voided", "deleted"

@@ -12,11 +12,11 @@ from django.db import models
 from toxicity.models import Episode, Query, QueryMessage
 from trials.models import Death, Infusion, Subject
 
-from .deid import redact_values, shifted, shifts_for
+from .deid import FREE_TEXT_FIELDS, IDENTIFIER_FIELDS, redact_values, shifted, shifts_for
 from .exports import BOOL, CODES, DATE, DATETIME, DECIMAL, FLOAT, GRADE, INT, JSON, TEXT, Column, Dataset
 
-IDENTIFIERS = {"date_of_birth"}
-FREE_TEXT = {"void_reason", "death_cause_other_text", "comment"}
+IDENTIFIERS = IDENTIFIER_FIELDS
+FREE_TEXT = FREE_TEXT_FIELDS
 CODE_LISTS = {"vasopressors", "inotropes", "flags", "seriousness", "seriousness_derived"}
 GRADES = {"crs_grade_derived", "icans_grade_derived", "ctcae_crs_grade_derived"}
 AUDIT = ("version", "voided", "void_reason", "created_at", "modified_at")

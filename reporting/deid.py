@@ -65,8 +65,10 @@ def shifts_for(trial_id: int) -> dict[int, int]:
     return dict(DateShift.objects.filter(subject__trial_id=trial_id).values_list("subject_id", "days"))
 
 
+# What sponsor and DSMB views never receive (reports.md, De-identification): one list for the
+# exports, the audit trail and query values.
 IDENTIFIER_FIELDS = frozenset({"date_of_birth"})
-FREE_TEXT_FIELDS = frozenset({"death_cause_other_text", "void_reason"})
+FREE_TEXT_FIELDS = frozenset({"death_cause_other_text", "void_reason", "comment"})  # comment: episode reviews
 
 
 def redact_values(values, disclosure: "Disclosure"):
