@@ -81,7 +81,8 @@ class TrialSnapshot:
 
     def __post_init__(self):
         if not self.derived:
-            self.derived = {pk: derive_course(c, now=self.cut) for pk, c in self.courses.items()}
+            memo = {}
+            self.derived = {pk: derive_course(c, now=self.cut, memo=memo) for pk, c in self.courses.items()}
 
     def days(self, pk: int) -> tuple[Day, ...]:
         """The subject's derived days as of the cut (date order)."""

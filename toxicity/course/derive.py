@@ -117,7 +117,11 @@ def grading_input(course: Course, a: Assessment, *, crs_ongoing: bool, fever_mas
     """The engine's input for one day: the observations plus the context from the course
     (data-dictionary.md, "Grading input")."""
     subject, trial, death = course.subject, course.trial, course.death
-    data = {name: _as_input(name, value) for name, value in a.observations.items()}
+    data = {name: None if value == "" else value for name, value in a.observations.items()}  # "": not given
+    for name, places in DECIMAL_PLACES.items():
+        value = data.get(name)
+        if value is not None and not (type(value) is Decimal and value.as_tuple().exponent == -places):
+            data[name] = _as_input(name, value)
     data.update(
         assessment_date=a.day,
         age_years=subject.age_years,
@@ -139,10 +143,12 @@ def crs_resolves(observations: Mapping[str, Any]) -> bool:
     temp = observations.get("temperature_max_c")
     if temp is None or temp == "":
         return False
-    try:
-        afebrile = Decimal(str(temp)) < FEVER_C
-    except InvalidOperation:
-        return False
+    if type(temp) is not Decimal:
+        try:
+            temp = Decimal(str(temp))
+        except InvalidOperation:
+            return False
+    afebrile = temp < FEVER_C
     return afebrile and not observations.get("hypotension") and not observations.get("hypoxia")
 
 
@@ -150,10 +156,38 @@ def _grade_value(value):
     return None if value == NE else value
 
 
-def grades_of(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_by) -> Grades | None:
-    try:
-        result = grade(grading_input(course, a, crs_ongoing=crs_ongoing, fever_masked_by=fever_masked_by))
-    except GradingInputError:
+MEMO_SIZE = 65536  # gradings remembered (emptied when full): memory stays flat
+_MEMO: dict = {}  # (stored observations, context) -> the engine's result, for every course of the process
+
+
+def grades_of(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_by, memo: dict | None = None
+              ) -> Grades | None:
+    """The day's grades (None when its input cannot be graded). Gradings are remembered by the
+    stored observations (``Assessment.key``) and the context: the same state of a day grades alike
+    (the engine's output does not depend on the date), and normal days repeat across a trial.
+    ``memo`` defaults to the process's; the key holds every value the grading input is built from."""
+    key = None
+    memo = _MEMO if memo is None else memo
+    if a.key is not None:
+        death = course.death
+        subject, trial = course.subject, course.trial
+        key = (a.key, crs_ongoing, fever_masked_by,
+               death.primary_cause if death is not None and death.day == a.day else None,
+               subject.age_years, subject.developmental_delay, subject.capd_baseline, trial.crs_scale,
+               trial.icans_scale)
+        result = memo.get(key, _MISSING)
+    else:
+        result = _MISSING
+    if result is _MISSING:
+        try:
+            result = grade(grading_input(course, a, crs_ongoing=crs_ongoing, fever_masked_by=fever_masked_by))
+        except GradingInputError:
+            result = None
+        if key is not None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[key] = result
+    if result is None:
         return None
     day0 = course.subject.day0
     return Grades(
@@ -172,6 +206,9 @@ def grades_of(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_
     )
 
 
+_MISSING = object()
+
+
 def derived_day(a: Assessment, g: Grades | None) -> Day:
     """A day with these grades, as the episode rule and the consistency rules see it."""
     return Day(a, g, *_episode_days(a, g))
@@ -185,8 +222,8 @@ def _episode_days(a: Assessment, g: Grades | None) -> tuple[EpisodeDay, EpisodeD
     return crs, icans
 
 
-def derive_days(course: Course) -> list[Day]:
-    """Each day's context and grades, in date order."""
+def derive_days(course: Course, memo: dict | None = None) -> list[Day]:
+    """Each day's context and grades, in date order (``memo``: see ``grades_of``)."""
     logged = masking.logged_masking_doses(course)
     antipyretics: list[masking.MaskingDose] = []
     tracker = EpisodeTracker()
@@ -197,7 +234,7 @@ def derive_days(course: Course) -> list[Day]:
             antipyretics.append(masking.antipyretic(a.day))
         mask = masking.fever_mask(a.day, onset=onset, doses=[*logged, *antipyretics])
         ongoing = tracker.open
-        g = grades_of(course, a, crs_ongoing=ongoing, fever_masked_by=mask)
+        g = grades_of(course, a, crs_ongoing=ongoing, fever_masked_by=mask, memo=memo)
         crs, icans = _episode_days(a, g)
         tracker.step(crs)
         if onset is None and crs.positive:
@@ -226,10 +263,12 @@ def _added(course: Course, candidate: Assessment) -> Course:
     return replace(course, assessments=tuple(sorted((*kept, candidate), key=lambda a: a.day)))
 
 
-def derive_course(course: Course, *, now: datetime, cut: date | None = None) -> DerivedCourse:
+def derive_course(course: Course, *, now: datetime, cut: date | None = None, memo: dict | None = None
+                  ) -> DerivedCourse:
     """The whole course derived; ``now`` is the moment of the derivation (or the data cut):
-    running procedures count their hours up to it, ICU stays without discharge up to ``cut``."""
-    return assemble(course, derive_days(course), now=now, cut=cut)
+    running procedures count their hours up to it, ICU stays without discharge up to ``cut``.
+    Several courses derived together may share a ``memo`` (see ``grades_of``)."""
+    return assemble(course, derive_days(course, memo), now=now, cut=cut)
 
 
 def assemble(course: Course, days: list[Day], *, now: datetime, cut: date | None = None) -> DerivedCourse:

@@ -85,6 +85,7 @@ class _Json:
 
     def __init__(self):
         self.cache: dict[str, object] = {}
+        self.observations: dict[tuple, dict] = {}  # a stored day's observations -> one shared dict
 
     def __call__(self, text, as_tuple=False):
         if text is None:
@@ -248,17 +249,23 @@ def _mask(value) -> FeverMask | None:
 
 
 def _assessment(row, n_obs: int, read) -> r.Assessment:
+    """One stored day. Days with the same observations share one dict (normal days repeat), and
+    the stored values are the record's ``key`` (the derivation's memo)."""
     pk, _, day, version, created = row[:5]
-    observations = dict(zip(OBSERVATIONS, row[5:5 + n_obs]))
-    for name in JSON_OBSERVATIONS:
-        observations[name] = read(observations[name]) or []
+    key = row[5:5 + n_obs]
+    observations = read.observations.get(key)
+    if observations is None:
+        observations = dict(zip(OBSERVATIONS, key))
+        for name in JSON_OBSERVATIONS:
+            observations[name] = json.loads(observations[name]) if observations[name] else []
+        read.observations[key] = observations
     g = dict(zip(r.GRADE_COLUMNS, row[5 + n_obs:]))
     stored = None
     if g["engine_version"]:
         g["flags"], g["reasons"] = read(g["flags"], True) or (), read(g["reasons"], True) or ()
         g["fever_masked_by"] = _mask(read(g["fever_masked_by"]))
         stored = r.Grades(**g)
-    return r.Assessment(pk, day, observations, stored, version, created)
+    return r.Assessment(pk, day, observations, stored, version, created, key)
 
 
 def grades_of_instance(a: DailyAssessment) -> r.Grades | None:

@@ -101,6 +101,7 @@ class Assessment:
     stored: Grades | None = None
     version: int = 1
     recorded_at: datetime | None = None  # when first entered (SAE-REVIEW-MISSING's clock)
+    key: Any = None  # the observations as stored, hashable (the loader's; None: not from the database)
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.observations.get(name, default)

@@ -133,9 +133,9 @@ def refresh_courses(subjects: list[Subject], courses: dict[int, r.Course], *, us
     was not stored before (``high_before``, default the stored grades)."""
     from toxicity.queries import reconcile  # the query workflow reads courses too
 
-    now = timezone.now()
+    now, memo = timezone.now(), {}
     live = {pk: c for pk, c in courses.items() if c is not None and not c.subject.voided}
-    derived = [derive_course(c, now=now) for c in live.values()]
+    derived = [derive_course(c, now=now, memo=memo) for c in live.values()]
     store_grades(derived, user=user, because=because)
     store_episodes(derived, subject_ids=[s.pk for s in subjects])
     findings = {s.pk: [] for s in subjects}

@@ -8,8 +8,9 @@ from django.db import migrations
 
 from toxicity.migrations._history_rows import history_row, now
 
-REASON = ("system: consciousness 'awakens_spontaneously' was recorded before 'alert' existed and meant a "
-          "normal, fully awake patient: migrated to 'alert' (R-ICANS-6, data-dictionary.md)")
+# (the history's reason column holds 100 characters)
+REASON = "system: consciousness 'awakens_spontaneously' meant normal before 'alert' existed (R-ICANS-6)"
+assert len(REASON) <= 100
 CHUNK = 2000
 
 
