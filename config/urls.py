@@ -4,7 +4,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from reporting import views as reporting_views
+from toxicity import episode_views as tox_episode_views
 from toxicity import preview as tox_preview
+from toxicity import query_pages
 from toxicity import views as tox_views
 from trials import views as trial_views
 
@@ -24,6 +26,8 @@ urlpatterns = [
     path("subjects/<int:pk>/day/<str:day>/preview/", tox_preview.assessment_preview, name="assessment-preview"),
     path("subjects/<int:pk>/logs/<slug:kind>/", tox_views.log_page, name="log"),
     path("subjects/<int:pk>/logs/<slug:kind>/<int:record_pk>/", tox_views.log_page, name="log-record"),
+    path("subjects/<int:pk>/episodes/<str:kind>/<str:onset>/review/", tox_episode_views.episode_review,
+         name="episode-review"),
     path("trials/<int:trial_pk>/subjects/new/", trial_views.subject_new, name="subject-new"),
     path("subjects/<int:pk>/edit/", trial_views.subject_edit, name="subject-edit"),
     path("subjects/<int:pk>/infusions/new/", trial_views.infusion_page, name="infusion-new"),
@@ -34,9 +38,9 @@ urlpatterns = [
     path("locks/<int:lock_pk>/unlock/", trial_views.unlock, name="unlock"),
     path("history/<str:record_type>/<int:record_pk>/", trial_views.history, name="history"),
     path("verify/<str:record_type>/<int:record_pk>/", tox_views.verify_form, name="verify-form"),
-    path("queries/", tox_views.query_list, name="queries-page"),
-    path("queries/raise/", tox_views.query_raise, name="query-raise-page"),
-    path("queries/<int:query_pk>/", tox_views.query_detail, name="query-page"),
+    path("queries/", query_pages.query_list, name="queries-page"),
+    path("queries/raise/", query_pages.query_raise, name="query-raise-page"),
+    path("queries/<int:query_pk>/", query_pages.query_detail, name="query-page"),
     path("trials/<int:pk>/reports/", reporting_views.reports_page, name="reports-page"),
     path("trials/<int:pk>/ae-report/", reporting_views.ae_report_page, name="ae-report-page"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -61,7 +61,7 @@ def _derive(review: EpisodeReview):
 def episode_review_create(*, user, subject: Subject, reason: str = "", **fields) -> EpisodeReview:
     with subject_write(subject, user=user, roles=REVIEWERS) as write:
         review = audited_create(EpisodeReview(subject=write.subject, **fields), user=user, reason=reason,
-                                validate=_rules(write), derive=_derive)
+                                validate=_rules(write), derive=_derive, savepoint=False)
         write.record(review)
         write.because = f"the {review.kind.upper()} episode from {review.onset_date} was reviewed"
     return review
@@ -77,7 +77,8 @@ def episode_review_update(*, review: EpisodeReview, user, version, reason, chang
         if episode is not None and episode.review_snapshot() != current.reviewed_episode:
             changes["reviewed_episode"] = episode.review_snapshot()  # re-reviewed as the episode stands
         review, changed = audited_update(EpisodeReview, review.pk, user=user, version=version, reason=reason,
-                                         changes=changes, validate=_rules(write), derive=_derive)
+                                         changes=changes, validate=_rules(write), derive=_derive,
+                                         savepoint=False)
         if changed:
             write.record(review)
             write.because = f"the review of the {review.kind.upper()} episode from {review.onset_date} was corrected"
@@ -86,7 +87,7 @@ def episode_review_update(*, review: EpisodeReview, user, version, reason, chang
 
 def episode_review_void(*, review: EpisodeReview, user, version, reason) -> EpisodeReview:
     with subject_write(review.subject, user=user, roles=REVIEWERS) as write:
-        review = audited_void(EpisodeReview, review.pk, user=user, version=version, reason=reason)
+        review = audited_void(EpisodeReview, review.pk, user=user, version=version, reason=reason, savepoint=False)
         write.record(review, removed=True)
         write.because = "an episode review was voided"
     return review

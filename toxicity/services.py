@@ -69,7 +69,7 @@ def assessment_create(*, user, subject: Subject, reason: str = "", **fields) -> 
     with subject_write(subject, user=user) as write:
         assessment = audited_create(
             DailyAssessment(subject=write.subject, **fields), user=user, reason=reason,
-            validate=_assessment_rules(write), derive=write.derive_into,
+            validate=_assessment_rules(write), derive=write.derive_into, savepoint=False,
         )
         write.record(assessment)
         write.because = f"the assessment of {assessment.assessment_date} was entered"
@@ -81,7 +81,7 @@ def assessment_update(*, assessment: DailyAssessment, user, version, reason, cha
     with subject_write(assessment.subject, user=user) as write:
         assessment, changed = audited_update(
             DailyAssessment, assessment.pk, user=user, version=version, reason=reason, changes=changes,
-            validate=_assessment_rules(write), derive=write.derive_into,
+            validate=_assessment_rules(write), derive=write.derive_into, savepoint=False,
         )
         if changed:
             write.record(assessment)
@@ -91,7 +91,8 @@ def assessment_update(*, assessment: DailyAssessment, user, version, reason, cha
 
 def assessment_void(*, assessment: DailyAssessment, user, version, reason) -> DailyAssessment:
     with subject_write(assessment.subject, user=user) as write:
-        assessment = audited_void(DailyAssessment, assessment.pk, user=user, version=version, reason=reason)
+        assessment = audited_void(DailyAssessment, assessment.pk, user=user, version=version, reason=reason,
+                                  savepoint=False)
         write.record(assessment, removed=True)
         write.because = f"the assessment of {assessment.assessment_date} was voided"
     return assessment
@@ -214,7 +215,7 @@ def log_create(model: type, *, user, subject: Subject, **fields):
     rules = LOG_RULES[model]
     with subject_write(subject, user=user) as write:
         record = audited_create(model(subject=write.subject, **fields), user=user,
-                                validate=_log_validate(write), derive=rules.derive)
+                                validate=_log_validate(write), derive=rules.derive, savepoint=False)
         write.record(record)
         write.because = f"a {model._meta.verbose_name} was entered"
     return record
@@ -226,7 +227,7 @@ def log_update(record, *, user, version, reason, changes: dict):
     with subject_write(record.subject, user=user) as write:
         record, changed = audited_update(model, record.pk, user=user, version=version, reason=reason,
                                          changes=changes, validate=_log_validate(write),
-                                         derive=LOG_RULES[model].derive)
+                                         derive=LOG_RULES[model].derive, savepoint=False)
         if changed:
             write.record(record)
             write.because = f"a {model._meta.verbose_name} was corrected"
@@ -236,7 +237,7 @@ def log_update(record, *, user, version, reason, changes: dict):
 def log_void(record, *, user, version, reason):
     model = type(record)
     with subject_write(record.subject, user=user) as write:
-        record = audited_void(model, record.pk, user=user, version=version, reason=reason)
+        record = audited_void(model, record.pk, user=user, version=version, reason=reason, savepoint=False)
         write.record(record, removed=True)
         write.because = f"a {model._meta.verbose_name} was voided"
     return record

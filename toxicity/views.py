@@ -1,12 +1,11 @@
 """Browser pages of the CRFs: the casebook timeline, the daily assessment form with live grades,
 the rescue-therapy logs, and the query inbox / worklist. Thin: selectors read, services write."""
-import csv
 from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,8 +14,10 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from toxicity import queries, services
+from toxicity.choices import Seriousness
+from toxicity.grading.crs import FEVER_C
 from toxicity.grading.inputs import FeverMask
-from toxicity.preview import masked_text
+from toxicity.preview import crs_missing, icans_missing, masked_text
 from toxicity.forms import (
     CAPD_FIELDS,
     CRS_FIELDS,
@@ -27,14 +28,13 @@ from toxicity.forms import (
     AssessmentForm,
     log_form_class,
 )
-from toxicity.models import DailyAssessment, IcuStay, Query, QueryStatus
+from toxicity.models import OBSERVATIONS, DailyAssessment, Episode, IcuStay, Query
 from toxicity.templatetags.crf import DEVICE_ABBREVIATIONS
 from trials import workflow_services as wf
 from trials.audit import RecordLockedError, StaleVersionError
 from trials.models import Subject
 from trials.roles import CRF_ROLES, DATA_ENTRY_ROLES, Role
-from reporting.deid import IDENTIFIER_FIELDS
-from trials.selectors import RoleIndex, may_see_identifiers, scoped, subject_list
+from trials.selectors import RoleIndex, scoped, subject_list
 from trials.services import site_local_date
 from trials.views import in_site_timezone
 from trials.workflow import CasebookSignature, Lock, SourceVerification
@@ -112,9 +112,22 @@ def casebook_days(subject, assessments, logs, open_queries, today):
     return days
 
 
-def _grade_cell(grade):
-    label = "NE" if grade is None else grade
-    return f"g{label}", label
+def _grade_cell(a: DailyAssessment, kind: str, badges: list) -> dict:
+    """A derived CRS/ICANS cell. An NE day shows its proven floor ("≥3", R-CRS-15) and says what
+    is missing. A CRS day without fever inside a masking window is marked: its grade needed no
+    fever, and its lack of fever proves nothing (R-CRS-2)."""
+    grade = getattr(a, f"{kind}_grade_derived")
+    cell = {"cls": f"g{grade}", "text": grade, "badges": badges}
+    if grade is None:
+        minimum = getattr(a, f"minimum_{kind}_grade")
+        missing = (crs_missing if kind == "crs" else icans_missing)({n: getattr(a, n) for n in OBSERVATIONS})
+        cell.update(cls="gNE", text="NE" if minimum is None else f"≥{minimum}",
+                    title=f"Not evaluable: {missing}" + ("" if minimum is None else
+                                                         f"; the recorded values prove at least grade {minimum}"))
+    if kind == "crs" and a.fever_masked_by and (a.temperature_max_c is None or a.temperature_max_c < FEVER_C):
+        cell["cls"] += " masked"
+        cell["mask"] = f"fever masked by {_mask_of(a).words()} (R-CRS-2)"
+    return cell
 
 
 def timeline_rows(subject, days) -> tuple[list, list]:
@@ -136,10 +149,8 @@ def timeline_rows(subject, days) -> tuple[list, list]:
                 rows[name].append({"cls": "", "text": "", "badges": badges(d, name)})
             rows["rescue"][-1]["markers"] = d["markers"]
             continue
-        cls, text = _grade_cell(a.crs_grade_derived)
-        rows["crs"].append({"cls": cls, "text": text, "badges": badges(d, "crs")})
-        cls, text = _grade_cell(a.icans_grade_derived)
-        rows["icans"].append({"cls": cls, "text": text, "badges": badges(d, "icans")})
+        rows["crs"].append(_grade_cell(a, "crs", badges(d, "crs")))
+        rows["icans"].append(_grade_cell(a, "icans", badges(d, "icans")))
         differs = (a.crs_grade_reported is not None and a.crs_grade_reported != a.crs_grade_derived) or (
             a.icans_grade_reported is not None and a.icans_grade_reported != a.icans_grade_derived)
         dash = lambda v: "–" if v is None else v  # noqa: E731
@@ -180,10 +191,13 @@ def timeline_html(header, rows) -> str:
         out.append(f'<tr><th scope="row">{escape(label)}</th>')
         for c in cells:
             cls = f' class="{c["cls"]}"' if c["cls"] else ""
+            title = f' title="{escape(c["title"])}"' if c.get("title") else ""
             text = escape(c["text"])
             text = f"<strong>{text}</strong>" if c.get("strong") else text
+            if c.get("mask"):
+                text += f'<sup class="mask-mark"><abbr title="{escape(c["mask"])}">M</abbr></sup>'
             markers = "".join(f'<span class="marker">{escape(m)}</span>' for m in c.get("markers", ()))
-            out.append(f"<td{cls}>{text}{markers}{badge_links(c['badges'])}</td>")
+            out.append(f"<td{cls}{title}>{text}{markers}{badge_links(c['badges'])}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     return mark_safe("".join(out))  # every value above is escaped
@@ -218,7 +232,19 @@ def casebook(request, pk):
         "log_kinds": [(slug, title) for slug, (_, _, title) in LOG_KINDS.items()],
         "death": subject.deaths.filter(voided=False).first(),
         "infusions": subject.infusions.filter(voided=False).order_by("infusion_number"),
+        "episodes": casebook_episodes(subject), "can_review": Role.INVESTIGATOR in roles,
     })
+
+
+SERIOUSNESS_LABELS = dict(Seriousness.choices)
+
+
+def casebook_episodes(subject) -> list[Episode]:
+    """The subject's current episodes (CRS first), each with its seriousness criteria in words."""
+    episodes = list(Episode.objects.filter(subject=subject, voided=False).order_by("kind", "episode_number"))
+    for e in episodes:
+        e.criteria = [SERIOUSNESS_LABELS.get(code, code) for code in e.seriousness]
+    return episodes
 
 
 # --- the daily assessment form --------------------------------------------------------------
@@ -337,122 +363,6 @@ def log_page(request, pk, kind, record_pk=None):
         "columns": names + [f.name for f in model._meta.fields if not f.editable and f.name.endswith(
             ("_ml", "_exchanged", "_ml_kg_h"))],
         "can_enter": can_enter, "record_type": model._meta.label_lower,
-    })
-
-
-# --- queries --------------------------------------------------------------------------------
-
-SORTS = {"age": "opened_at", "-age": "-opened_at", "subject": "subject__subject_id", "rule": "rule_id",
-         "status": "status", "site": "site__site_number"}
-
-
-def _query_list(request):
-    qs = scoped(request.user, Query.objects.select_related("subject", "site", "trial"), CRF_ROLES)
-    f = request.GET
-    if f.get("trial"):
-        qs = qs.filter(trial_id=f["trial"])
-    if f.get("site"):
-        qs = qs.filter(site__site_number=f["site"])
-    status = f.get("status", "active")
-    if status == "active":
-        qs = qs.filter(status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED])
-    elif status in QueryStatus.values:
-        qs = qs.filter(status=status)
-    if f.get("rule"):
-        qs = qs.filter(rule_id=f["rule"])
-    if f.get("min_age_days", "").isdigit():
-        qs = qs.filter(opened_at__lte=timezone.now() - timedelta(days=int(f["min_age_days"])))
-    return qs.order_by(SORTS.get(f.get("sort", "-age"), "-opened_at"), "pk"), status
-
-
-@login_required
-def query_list(request):
-    qs, status = _query_list(request)
-    if request.GET.get("format") == "csv":
-        response = HttpResponse(content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="queries.csv"'
-        writer = csv.writer(response)
-        writer.writerow(["id", "trial", "site", "subject", "record_type", "record_id", "field", "origin", "rule_id",
-                         "status", "age_days", "opened_at", "text"])
-        for q in qs[:50000]:
-            writer.writerow([q.pk, q.trial.protocol_code, q.site.site_number, q.subject.subject_id, q.record_type,
-                             q.record_id, q.field, q.origin, q.rule_id, q.status, queries.open_query_age_days(q),
-                             q.opened_at.isoformat(), q.text])
-        return response
-    index = RoleIndex.for_user(request.user)
-    site_user = any(index.has(DATA_ENTRY_ROLES, t) for t in index.grants)
-    rules = sorted(set(scoped(request.user, Query.objects.exclude(rule_id=""), CRF_ROLES).values_list("rule_id", flat=True)))
-    return render(request, "toxicity/query_list.html", {
-        "queries": qs[:500], "total": qs.count(), "status": status, "filters": request.GET, "rules": rules,
-        "title": "Site inbox" if site_user else "Query worklist", "statuses": ["active", *QueryStatus.values, "all"],
-        "sorts": SORTS,
-    })
-
-
-def record_url(q) -> str:
-    if q.record_type == "toxicity.dailyassessment":
-        a = DailyAssessment.objects.filter(pk=q.record_id).first()
-        if a:
-            return reverse("assessment-day", args=[q.subject_id, a.assessment_date.isoformat()])
-    if q.field.startswith("assessment_date="):
-        return reverse("assessment-day", args=[q.subject_id, q.field.split("=")[1]])
-    for slug, (model, _, _) in LOG_KINDS.items():
-        if model._meta.label_lower == q.record_type:
-            return reverse("log-record", args=[q.subject_id, slug, q.record_id])
-    return reverse("casebook", args=[q.subject_id])
-
-
-@login_required
-def query_detail(request, query_pk):
-    q = get_object_or_404(scoped(request.user, Query.objects.select_related("subject", "site"), CRF_ROLES), pk=query_pk)
-    if request.method == "POST" and not _roles(request, q.subject) & (queries.SITE | queries.REVIEWERS):
-        raise Http404("No such query.")  # the site's data entry and the reviewers write in a thread
-    if request.method == "POST":
-        action, text = request.POST.get("action"), request.POST.get("text", "")
-        try:
-            if action == "message":
-                queries.query_message(user=request.user, query=q, text=text)
-            elif action in queries.TRANSITIONS:
-                queries.query_transition(user=request.user, query=q, action=action, text=text)
-            else:
-                raise ValidationError({"action": ["Unknown action."]})
-            messages.success(request, "Done.")
-            return redirect("query-page", query_pk=q.pk)
-        except ValidationError as exc:
-            for field, msgs in exc.message_dict.items():
-                for m in msgs:
-                    messages.error(request, f"{field}: {m}")
-    return render(request, "toxicity/query_detail.html", {
-        "q": q, "thread": q.messages.select_related("author"), "actions": queries.allowed_actions(request.user, q),
-        "record_url": record_url(q), "can_write": bool(_roles(request, q.subject) & (queries.SITE | queries.REVIEWERS)),
-    })
-
-
-@login_required
-def query_raise(request):
-    source = request.POST if request.method == "POST" else request.GET
-    record_type, record_id, field = source.get("record_type", ""), source.get("record_id", ""), source.get("field", "")
-    if not record_id.isdigit():
-        raise Http404("No such record.")
-    model = wf.record_model(record_type)
-    # Raising a query is a reviewer's act (workflow.md): monitors of the record's site, data managers.
-    record = get_object_or_404(scoped(request.user, model.objects.all(), queries.REVIEWERS), pk=record_id)
-    subject = record if isinstance(record, Subject) else getattr(record, "subject", None)
-    shown = field not in IDENTIFIER_FIELDS or (
-        subject is not None and may_see_identifiers(request.user, subject.trial_id, subject.site_id))
-    error = None
-    if request.method == "POST":
-        try:
-            q = queries.query_raise(user=request.user, record_type=record_type, record_id=int(record_id),
-                                    field=field, text=request.POST.get("text", ""))
-            messages.success(request, "Query raised.")
-            return redirect("query-page", query_pk=q.pk)
-        except ValidationError as exc:
-            error = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return render(request, "toxicity/query_raise.html", {
-        "record": record, "record_type": record_type, "field": field, "error": error,
-        "value": getattr(record, field, "") if shown else "(not shown: identifying data)",
-        "text": request.POST.get("text", ""),
     })
 
 

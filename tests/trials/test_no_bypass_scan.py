@@ -53,6 +53,8 @@ ALLOWED = {
     ("trials/management/commands/harden_history_tables.py", "_grant", "execute"): "GRANT/REVOKE and pg_catalog reads",
     # Derived or operational rows that are not audited (no history manager, re-derivable).
     ("toxicity/course/store.py", "store_episodes", "bulk_create"): "derived episodes: re-derived, not audited",
+    ("toxicity/course/load.py", "_fetch", "cursor"): "the course loader's SELECT, compiled once by the ORM: read-only",
+    ("toxicity/course/load.py", "_fetch", "execute"): "the course loader's SELECT, compiled once by the ORM: read-only",
     ("toxicity/course/store.py", "store_episodes", "bulk_update"): "derived episodes: re-derived, not audited",
     ("reporting/deid.py", "ensure_date_shifts", "bulk_create"): "export date offsets: derived, not clinical, not audited",
     ("reporting/report_runs.py", "_update", "update"): "ReportRun progress: a job row, not audited",

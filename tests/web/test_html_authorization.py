@@ -31,7 +31,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from toxicity import services
-from toxicity.models import IcuStay, Query
+from toxicity.models import Episode, IcuStay, Query
 from trials import workflow_services as wf
 
 API, ADMIN = "api/v1/", "admin/"
@@ -109,6 +109,11 @@ RULES: dict[str, Rule] = {
                        data=lambda o: {"admitted_at": o.icu_admitted, "reason": "icans", "version": o.icu.version,
                                        "change_reason": "source updated"}),
     "history": Rule(kwargs=lambda o: {"record_type": "toxicity.dailyassessment", "record_pk": o.assessment.pk}),
+    # the investigator's review of a derived episode: every reader sees it, only the site's investigator writes
+    "episode-review": Rule(kwargs=lambda o: {"pk": o.subject.pk, "kind": o.episode.kind,
+                                             "onset": o.episode.onset_date.isoformat()},
+                           post=frozenset({"investigator_a"}),
+                           data=lambda o: {"relatedness": "possible", "outcome": "recovered", "comment": "per PI"}),
     # the forms of the trials app: only data entry opens them at all (GET included)
     "subject-new": Rule(kwargs=lambda o: {"trial_pk": o.trial.pk}, get=ENTRY_TRIAL, post=ENTRY_TRIAL,
                         data=lambda o: {**SUBJECT_FORM, "site": o.subject.site_id, "cohort": o.subject.cohort_id}),
@@ -152,7 +157,7 @@ RULES: dict[str, Rule] = {
 # Cases where the view is more permissive than the rule: (URL name, caller, method) -> defect.
 _RAISE_GET = ("query-raise-page GET renders the 'raise a manual query' form, with the record's current value of "
               "the field named in the query string (any field, e.g. trials.subject date_of_birth), to every role that "
-              "sees the record; toxicity.views.query_raise checks scope only, not the reviewer role (monitor, "
+              "sees the record; toxicity.query_pages.query_raise checks scope only, not the reviewer role (monitor, "
               "data manager) that queries.query_raise requires")
 _RAISE_POST = ("query-raise-page POST by an in-scope non-reviewer: queries._acting_role raises ValidationError, so "
                "the view answers 200 with 'Your role (...) may not do this' instead of 404 (nothing is written)")
@@ -221,12 +226,14 @@ class Objects:
     icu_admitted: str
     query: object
     lock: object
+    episode: object = None
     raise_target: dict = field(default_factory=dict)
 
 
 @pytest.fixture
 def objects(world):
-    """Site A records made through the services, as tests/web/test_views.py does."""
+    """Site A records made through the services, as tests/web/test_views.py does. Day 1's fever
+    (38.6 C) derives a CRS episode, which the episode review page names."""
     coordinator, subject = world.users["coordinator_a"], world.subject_a
     day = subject.day0 + timedelta(days=1)
     a = services.assessment_create(user=coordinator, subject=subject, assessment_date=day,
@@ -245,6 +252,7 @@ def objects(world):
         obj.refresh_from_db()
     return Objects(trial=world.trial, subject=subject, infusion=world.infusion_a, assessment=a, icu=icu,
                    icu_admitted=icu.admitted_at.strftime("%Y-%m-%dT%H:%M"), query=query, lock=lock,
+                   episode=Episode.objects.get(subject=subject, kind="crs", voided=False),
                    raise_target={"record_type": "toxicity.dailyassessment", "record_id": str(a.pk),
                                  "field": "ice_score"})
 

@@ -1,12 +1,13 @@
 """Every page for every role: allowed pages render, anything outside scope is 404 (workflow.md)."""
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
 
 from toxicity import services
-from toxicity.models import DailyAssessment, Query, TocilizumabDose
+from toxicity.models import DailyAssessment, Episode, EpisodeReview, Query, TocilizumabDose
 from trials.workflow import CasebookSignature, Lock
 
 ROLES_A = ["coordinator_a", "investigator_a", "monitor_a", "data_manager"]
@@ -41,6 +42,7 @@ def pages(world):
         "subject history": f"/history/trials.subject/{s}/",
         "queries": "/queries/",
         "query": f"/queries/{q.pk}/",
+        "episode review": f"/subjects/{s}/episodes/crs/{day.isoformat()}/review/",
     }, a, q
 
 
@@ -271,3 +273,128 @@ def test_raise_page_is_for_reviewers_and_hides_the_birth_date_from_data_managers
     assert manager.status_code == 200 and born not in manager.content.decode()
     for role in ("coordinator_a", "sponsor", "dsmb"):
         assert browser(world, role).get(url).status_code == 404
+
+
+# --- masked days, floors and episode reviews ------------------------------------------------
+
+NORMAL = {"temperature_max_c": Decimal("36.8"), "ice_score": 10, "consciousness": "alert"}
+
+
+def masked_course(world):
+    """Day 1: fever 39.0 opens a CRS episode and tocilizumab is given; day 3: afebrile on
+    norepinephrine inside the masking window (grade 3, R-CRS-2); day 5: febrile, hypotensive on
+    norepinephrine, hypoxia without the device (NE, at least grade 3, R-CRS-15)."""
+    subject, coordinator = world.subject_a, world.users["coordinator_a"]
+    day = lambda n: subject.day0 + timedelta(days=n)  # noqa: E731
+    services.assessment_create(user=coordinator, subject=subject, assessment_date=day(1),
+                               **{**NORMAL, "temperature_max_c": Decimal("39.0")})
+    services.log_create(TocilizumabDose, user=coordinator, subject=subject, dose_mg=Decimal("560"),
+                        weight_kg=Decimal("70"), indication="crs",
+                        administered_at=datetime.combine(day(1), time(14), tzinfo=ZoneInfo(world.site_a.timezone)))
+    masked = services.assessment_create(user=coordinator, subject=subject, assessment_date=day(3),
+                                        **{**NORMAL, "temperature_max_c": Decimal("37.0")}, hypotension=True,
+                                        vasopressors=["norepinephrine"])
+    floor = services.assessment_create(user=coordinator, subject=subject, assessment_date=day(5),
+                                       **{**NORMAL, "temperature_max_c": Decimal("38.8")}, hypoxia=True,
+                                       hypotension=True, vasopressors=["norepinephrine"])
+    masked.refresh_from_db()
+    floor.refresh_from_db()
+    assert masked.crs_grade_derived == 3 and masked.fever_masked_by["drug"] == "tocilizumab"
+    assert floor.crs_grade_derived is None and floor.minimum_crs_grade == 3
+    return day
+
+
+def test_casebook_marks_masked_days_and_shows_the_floor_of_ne_days(world):
+    day = masked_course(world)
+    page = browser(world, "monitor_a").get(f"/subjects/{world.subject_a.pk}/").content.decode()
+    mark = f'<abbr title="fever masked by tocilizumab on {day(1).isoformat()} (R-CRS-2)">M</abbr>'
+    assert f'<td class="g3 masked">3<sup class="mask-mark">{mark}</sup> <a class="badge"' in page  # day 3, queried
+    assert page.count(mark) == 1  # day 1 had fever, day 5 too: only day 3 is marked
+    assert ('<td class="gNE" title="Not evaluable: oxygen device missing; the recorded values prove at least '
+            'grade 3">≥3 <a class="badge"') in page  # day 5, with its CRS-NOT-EVALUABLE query
+    assert 'id="timeline-legend"' in page and '≥3</span> not evaluable' in page
+
+
+def test_casebook_lists_episodes_with_review_status_and_links_for_the_investigator(world):
+    day = masked_course(world)
+    url = f"/subjects/{world.subject_a.pk}/"
+    review_url = f"/subjects/{world.subject_a.pk}/episodes/crs/{day(1).isoformat()}/review/"
+    page = browser(world, "investigator_a").get(url).content.decode()
+    episodes = page[page.index('id="episodes-title"'):]
+    assert "<td>CRS 1</td>" in episodes and f"{day(1).isoformat()} (day 1)" in episodes
+    assert "≥ 3</abbr>" in episodes and "<td>ongoing</td>" in episodes and "<td>no</td>" in episodes
+    assert "<td>Not reviewed</td>" in episodes and f'<a href="{review_url}">Review</a>' in episodes
+    assert review_url not in browser(world, "coordinator_a").get(url).content.decode()  # no link: not the investigator
+
+
+def test_investigator_reviews_an_episode_then_corrects_it(world):
+    subject, investigator = world.subject_a, browser(world, "investigator_a")
+    day1 = subject.day0 + timedelta(days=1)
+    services.assessment_create(user=world.users["coordinator_a"], subject=subject, assessment_date=day1,
+                               **{**NORMAL, "temperature_max_c": Decimal("38.6")})
+    url = f"/subjects/{subject.pk}/episodes/crs/{day1.isoformat()}/review/"
+    form = {"relatedness": "probable", "outcome": "recovering", "comment": "fever only"}
+
+    coordinator = browser(world, "coordinator_a")
+    read_only = coordinator.get(url).content.decode()
+    assert "Not reviewed yet" in read_only and "<form method=\"post\" novalidate id=\"episode-review-form\"" not in read_only
+    assert coordinator.post(url, form).status_code == 404 and not EpisodeReview.objects.exists()
+
+    assert 'id="episode-review-form"' in investigator.get(url).content.decode()
+    saved = investigator.post(url, form, follow=True)
+    assert saved.redirect_chain == [(f"/subjects/{subject.pk}/", 302)]
+    casebook = saved.content.decode()
+    assert f"Review of the CRS episode from {day1.isoformat()} saved." in casebook
+    assert "<td>Reviewed</td>" in casebook and "Correct review</a>" in casebook
+    review = EpisodeReview.objects.get(subject=subject, kind="crs", onset_date=day1)
+    assert (review.relatedness, review.outcome, review.serious, review.version) == ("probable", "recovering", False, 1)
+    assert review.history.count() == 1
+
+    correction = {**form, "serious": "on", "seriousness": ["important_medical_event"], "version": review.version}
+    no_reason = investigator.post(url, correction).content.decode()
+    assert 'name="change_reason"' in no_reason and "This field is required" in no_reason
+    assert 'name="version" value="1"' in no_reason
+    assert investigator.post(url, {**correction, "change_reason": "PI: important medical event"}).status_code == 302
+    review.refresh_from_db()
+    assert review.version == 2 and review.serious and review.seriousness == ["important_medical_event"]
+    assert review.history.latest().history_change_reason == "PI: important medical event"
+    episode = Episode.objects.get(subject=subject, kind="crs", voided=False)
+    assert episode.serious and episode.review_status == "current" and episode.relatedness == "probable"
+    assert "yes: Important medical event" in coordinator.get(f"/subjects/{subject.pk}/").content.decode()
+
+    # a later day changes the episode: the review is outdated until saved again
+    services.assessment_create(user=world.users["coordinator_a"], subject=subject, assessment_date=day1 + timedelta(days=1),
+                               **{**NORMAL, "temperature_max_c": Decimal("39.2")}, hypotension=True,
+                               vasopressors=["norepinephrine"])
+    assert "<strong>Changed since the review</strong>" in coordinator.get(f"/subjects/{subject.pk}/").content.decode()
+    page = coordinator.get(url).content.decode()
+    assert "The episode changed since the review" in page and "Max grade: 1 → 3" in page
+    assert "Life-threatening" not in page and "Relationship to the study treatment" in page  # the review, read-only
+
+
+def test_episode_review_errors_are_next_to_the_field_and_nothing_is_saved(world):
+    subject = world.subject_a
+    day1 = subject.day0 + timedelta(days=1)
+    services.assessment_create(user=world.users["coordinator_a"], subject=subject, assessment_date=day1,
+                               **{**NORMAL, "temperature_max_c": Decimal("38.6")})
+    url = f"/subjects/{subject.pk}/episodes/crs/{day1.isoformat()}/review/"
+    response = browser(world, "investigator_a").post(url, {"serious": "on", "relatedness": "possible",
+                                                           "outcome": "recovered"})
+    page = response.content.decode()
+    assert response.status_code == 200 and not EpisodeReview.objects.exists()
+    fieldset = page[page.index('data-field="seriousness"'):]
+    fieldset = fieldset[:fieldset.index("</fieldset>")]
+    assert "A serious event needs at least one seriousness criterion" in fieldset
+    assert 'id="id_serious" checked>' in page  # the input is kept
+
+
+@pytest.mark.parametrize("path", ["crs/2000-01-01", "crs/not-a-date", "fever/{day}", "icans/{day}"])
+def test_episode_review_of_no_episode_is_404(world, path):
+    day1 = world.subject_a.day0 + timedelta(days=1)
+    services.assessment_create(user=world.users["coordinator_a"], subject=world.subject_a, assessment_date=day1,
+                               **{**NORMAL, "temperature_max_c": Decimal("38.6")})
+    url = f"/subjects/{world.subject_a.pk}/episodes/{path.format(day=day1.isoformat())}/review/"
+    client = browser(world, "investigator_a")
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"relatedness": "possible", "outcome": "recovered"}).status_code == 404
+    assert not EpisodeReview.objects.exists()
