@@ -237,7 +237,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # django-axes logs every failed login and lockout; not its start-up banner on every command.
-    # Celery's per-task "succeeded" lines: a worker's own log shows them; in-process (eager) runs
-    # would print one per notification into every command's output.
-    "loggers": {"axes.apps": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
+if CELERY_TASK_ALWAYS_EAGER:
+    # In-process (eager) tasks would print Celery's "succeeded" line for every notification into
+    # every command's output; a worker's log keeps them, and its retry lines, at INFO.
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
