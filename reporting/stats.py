@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from statistics import median
 
 import numpy as np
-from scipy.special import betainc
-from scipy.stats import beta
+from scipy.special import betainc, betaincc, betaincinv  # scipy.stats would cost a second at every start-up
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -20,14 +19,15 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     if n == 0:
         return 0.0, 1.0
     alpha = 1 - confidence
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    # the quantiles of Beta(k, n - k + 1) and Beta(k + 1, n - k): the inverse regularized incomplete beta
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
     return low, high
 
 
 def posterior_exceeds(k: int, n: int, *, threshold: float, prior_a: float = 1.0, prior_b: float = 1.0) -> float:
     """P(rate > threshold | k events in n subjects) under a Beta(prior_a, prior_b) prior."""
-    return float(beta.sf(threshold, prior_a + k, prior_b + n - k))
+    return float(betaincc(prior_a + k, prior_b + n - k, threshold))  # the posterior's survival function
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """One course, one answer (issue: one clinical course). For random courses entered in a random order
 through the services, with corrections and voids, the live save path (what is stored), the
 background check job and a report as of a cut after the last change derive the same daily grades
-and the same episodes; and the job finds nothing to re-store and no query the save path missed.
+and the same episodes (with the process's grading memo or without); and the job finds nothing
+to re-store and no query the save path missed.
 """
 import os
 from datetime import datetime, time, timedelta
@@ -131,6 +132,9 @@ def test_the_save_path_the_job_and_a_report_derive_the_same_course(world, course
     job = derive_course(load_course(subject.pk), now=timezone.now())
     assert _stored_days(subject) == _derived_days(job)
     assert _stored_episodes(subject) == _derived_episodes(job)
+    # the process's memo, filled by every course derived before, answers as a fresh derivation does
+    fresh = derive_course(load_course(subject.pk), now=timezone.now(), memo={})
+    assert (_derived_days(fresh), _derived_episodes(fresh)) == (_derived_days(job), _derived_episodes(job))
     # a report as of a cut after the last change
     report = load_snapshot(world.trial, timezone.now()).derived[subject.pk]
     assert _derived_days(report) == _derived_days(job)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from toxicity.grading import GradingInputError, grade
@@ -32,10 +32,9 @@ from .records import ASSESSMENT, CRS, ICANS, Assessment, Course, Grades
 DECIMAL_PLACES = {"temperature_max_c": 2, "oxygen_flow_l_min": 1}
 
 
-@dataclass(frozen=True)
-class Day:
+class Day(NamedTuple):
     """One derived day: the assessment, its grades (None: its input cannot be graded) and the two
-    episode views of it."""
+    episode views of it (a named tuple: one per day of every course derived)."""
 
     assessment: Assessment
     grades: Grades | None
@@ -156,16 +155,25 @@ def _grade_value(value):
     return None if value == NE else value
 
 
-MEMO_SIZE = 65536  # gradings remembered (emptied when full): memory stays flat
-_MEMO: dict = {}  # (stored observations, context) -> the engine's result, for every course of the process
+MEMO_SIZE = 65536  # states remembered (emptied when full): memory stays flat
+_MEMO: dict = {}  # (stored observations, context) -> _Graded, for every course of the process
 
 
-def grades_of(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_by, memo: dict | None = None
-              ) -> Grades | None:
-    """The day's grades (None when its input cannot be graded). Gradings are remembered by the
-    stored observations (``Assessment.key``) and the context: the same state of a day grades alike
-    (the engine's output does not depend on the date), and normal days repeat across a trial.
-    ``memo`` defaults to the process's; the key holds every value the grading input is built from."""
+class _Graded:
+    """One state of a day graded: the engine's result, whether the observations resolve CRS, and
+    the Grades built from them per study day (frozen records, shared by equal days)."""
+
+    __slots__ = ("result", "fever_masked_by", "resolves", "by_study_day")
+
+    def __init__(self, result, fever_masked_by, resolves: bool):
+        self.result, self.fever_masked_by, self.resolves, self.by_study_day = result, fever_masked_by, resolves, {}
+
+
+def _graded(course: Course, a: Assessment, crs_ongoing: bool, fever_masked_by, memo: dict | None) -> _Graded:
+    """The day's grading, remembered by the stored observations (``Assessment.key``) and the
+    context: the same state of a day grades alike (the engine's output does not depend on the
+    date), and normal days repeat across a trial. ``memo`` defaults to the process's; the key
+    holds every value the grading input is built from."""
     key = None
     memo = _MEMO if memo is None else memo
     if a.key is not None:
@@ -175,35 +183,50 @@ def grades_of(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_
                death.primary_cause if death is not None and death.day == a.day else None,
                subject.age_years, subject.developmental_delay, subject.capd_baseline, trial.crs_scale,
                trial.icans_scale)
-        result = memo.get(key, _MISSING)
-    else:
-        result = _MISSING
-    if result is _MISSING:
-        try:
-            result = grade(grading_input(course, a, crs_ongoing=crs_ongoing, fever_masked_by=fever_masked_by))
-        except GradingInputError:
-            result = None
-        if key is not None:
-            if len(memo) >= MEMO_SIZE:
-                memo.clear()
-            memo[key] = result
+        graded = memo.get(key)
+        if graded is not None:
+            return graded
+    try:
+        result = grade(grading_input(course, a, crs_ongoing=crs_ongoing, fever_masked_by=fever_masked_by))
+    except GradingInputError:
+        result = None
+    graded = _Graded(result, fever_masked_by, crs_resolves(a.observations))
+    if key is not None:
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[key] = graded
+    return graded
+
+
+def grades_of(course: Course, a: Assessment, *, crs_ongoing: bool, fever_masked_by, memo: dict | None = None
+              ) -> Grades | None:
+    """The day's grades (None when its input cannot be graded); ``memo``: see ``_graded``."""
+    return _grades(course, a, _graded(course, a, crs_ongoing, fever_masked_by, memo))
+
+
+def _grades(course: Course, a: Assessment, graded: _Graded) -> Grades | None:
+    result = graded.result
     if result is None:
         return None
     day0 = course.subject.day0
-    return Grades(
-        study_day=(a.day - day0).days if day0 else None,
-        crs_grade_derived=_grade_value(result.crs_grade),
-        icans_grade_derived=_grade_value(result.icans_grade),
-        ctcae_crs_grade_derived=_grade_value(result.ctcae_crs_grade),
-        minimum_crs_grade=result.minimum_crs_grade,
-        minimum_icans_grade=result.minimum_icans_grade,
-        fever_masked_by=fever_masked_by,
-        crs_scale=result.crs_scale,
-        icans_scale=result.icans_scale,
-        engine_version=result.engine_version,
-        flags=tuple(result.flags),
-        reasons=tuple(result.reasons),
-    )
+    study_day = (a.day - day0).days if day0 else None
+    grades = graded.by_study_day.get(study_day)
+    if grades is None:
+        grades = graded.by_study_day[study_day] = Grades(
+            study_day=study_day,
+            crs_grade_derived=_grade_value(result.crs_grade),
+            icans_grade_derived=_grade_value(result.icans_grade),
+            ctcae_crs_grade_derived=_grade_value(result.ctcae_crs_grade),
+            minimum_crs_grade=result.minimum_crs_grade,
+            minimum_icans_grade=result.minimum_icans_grade,
+            fever_masked_by=graded.fever_masked_by,
+            crs_scale=result.crs_scale,
+            icans_scale=result.icans_scale,
+            engine_version=result.engine_version,
+            flags=tuple(result.flags),
+            reasons=tuple(result.reasons),
+        )
+    return grades
 
 
 _MISSING = object()
@@ -214,10 +237,12 @@ def derived_day(a: Assessment, g: Grades | None) -> Day:
     return Day(a, g, *_episode_days(a, g))
 
 
-def _episode_days(a: Assessment, g: Grades | None) -> tuple[EpisodeDay, EpisodeDay]:
+def _episode_days(a: Assessment, g: Grades | None, resolves: bool | None = None) -> tuple[EpisodeDay, EpisodeDay]:
     if g is None:  # not gradable: an NE day of both kinds
         return (EpisodeDay(a.day, None, recorded_at=a.recorded_at), EpisodeDay(a.day, None, recorded_at=a.recorded_at))
-    crs = EpisodeDay(a.day, g.crs_grade_derived, g.minimum_crs_grade, crs_resolves(a.observations), a.recorded_at)
+    if resolves is None:
+        resolves = crs_resolves(a.observations)
+    crs = EpisodeDay(a.day, g.crs_grade_derived, g.minimum_crs_grade, resolves, a.recorded_at)
     icans = EpisodeDay(a.day, g.icans_grade_derived, g.minimum_icans_grade, g.icans_grade_derived == 0, a.recorded_at)
     return crs, icans
 
@@ -225,22 +250,27 @@ def _episode_days(a: Assessment, g: Grades | None) -> tuple[EpisodeDay, EpisodeD
 def derive_days(course: Course, memo: dict | None = None) -> list[Day]:
     """Each day's context and grades, in date order (``memo``: see ``grades_of``)."""
     logged = masking.logged_masking_doses(course)
-    antipyretics: list[masking.MaskingDose] = []
+    masking_doses: list[masking.MaskingDose] = []  # from the onset: the logged ones and antipyretics
     tracker = EpisodeTracker()
     onset: date | None = None  # the course's first positive CRS day
     days = []
     for a in course.assessments:
-        if onset is not None and a.get("antipyretic_given"):
-            antipyretics.append(masking.antipyretic(a.day))
-        mask = masking.fever_mask(a.day, onset=onset, doses=[*logged, *antipyretics])
+        mask = None  # nothing masks before the onset (R-CRS-2)
+        if onset is not None:
+            if a.observations.get("antipyretic_given"):
+                masking_doses.append(masking.antipyretic(a.day))
+            if masking_doses:
+                mask = masking.fever_mask(a.day, onset=onset, doses=masking_doses)
         ongoing = tracker.open
-        g = grades_of(course, a, crs_ongoing=ongoing, fever_masked_by=mask, memo=memo)
-        crs, icans = _episode_days(a, g)
+        graded = _graded(course, a, ongoing, mask, memo)
+        g = _grades(course, a, graded)
+        crs, icans = _episode_days(a, g, graded.resolves)
         tracker.step(crs)
         if onset is None and crs.positive:
             onset = a.day
-            if a.get("antipyretic_given"):
-                antipyretics.append(masking.antipyretic(a.day))  # on the onset day: masks the next
+            masking_doses = [dose for dose in logged if dose.day >= onset]  # fever_mask's own test, once
+            if a.observations.get("antipyretic_given"):
+                masking_doses.append(masking.antipyretic(a.day))  # on the onset day: masks the next
         days.append(Day(a, g, crs, icans, ongoing, mask))
     return days
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from decimal import Decimal
 
 from toxicity.grading.dosing import dexamethasone_equivalent_mg
@@ -33,9 +34,8 @@ TERMS = {CRS: "Cytokine release syndrome", "icans": "Immune effector cell-associ
 LIFE_THREATENING_GRADE = 4  # CTCAE defines grade 4 as life-threatening
 
 
-@dataclass(frozen=True)
-class EpisodeDay:
-    """One day as the episode rule sees it."""
+class EpisodeDay(NamedTuple):
+    """One day as the episode rule sees it (a named tuple: two per day of every course derived)."""
 
     day: date
     grade: int | None  # None = NE

@@ -133,9 +133,9 @@ def refresh_courses(subjects: list[Subject], courses: dict[int, r.Course], *, us
     was not stored before (``high_before``, default the stored grades)."""
     from toxicity.queries import reconcile  # the query workflow reads courses too
 
-    now, memo = timezone.now(), {}
+    now = timezone.now()
     live = {pk: c for pk, c in courses.items() if c is not None and not c.subject.voided}
-    derived = [derive_course(c, now=now, memo=memo) for c in live.values()]
+    derived = [derive_course(c, now=now) for c in live.values()]
     store_grades(derived, user=user, because=because)
     store_episodes(derived, subject_ids=[s.pk for s in subjects])
     findings = {s.pk: [] for s in subjects}
@@ -155,8 +155,8 @@ def check_subjects(subject_ids: Iterable[int], *, run=None, at_save: bool = Fals
     by the system (grades that drifted from the data are re-derived and audited)."""
     with transaction.atomic():
         subjects = list(Subject.objects.select_for_update(of=("self",)).filter(pk__in=list(subject_ids))
-                        .select_related("site", "trial").order_by("pk"))
-        courses = load_courses([s.pk for s in subjects])
+                        .select_related("site", "trial", "cohort").order_by("pk"))
+        courses = load_courses([s.pk for s in subjects], subjects=subjects)
         return refresh_courses(subjects, courses, user=None, because="the consistency check run", run=run,
                                at_save=at_save)
 

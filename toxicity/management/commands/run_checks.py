@@ -21,6 +21,7 @@ def progress_bar(done: int, total: int, width: int = 40) -> str:
 
 
 class Command(BaseCommand):
+    requires_system_checks = []  # as in the worker, which runs none: the job needs no URL or admin checks
     help = "Run every consistency rule over a trial and reconcile its queries; prints progress."
 
     def add_arguments(self, parser):
