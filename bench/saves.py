@@ -8,8 +8,9 @@ A fresh database is created, migrated and dropped at the end. For a subject with
 with a 30-day course (CRS on days 1-4, tocilizumab on days 1 and 2), it prints the statements of
 (a) entering the next day, (b) correcting day 2 (later days are re-derived), (c) entering a
 tocilizumab dose (the grading context changes), and the median wall time of 40 corrections of the
-last day (the save path as a coordinator's correction runs it, without HTTP). Each save is checked:
-the row's version went up and its history has one row per version.
+last day (the save path as a coordinator's correction runs it, without HTTP), beside its anchor: the
+median of 40 bare corrections in SQL (lock, UPDATE, one history row; nothing derived). Each save is
+checked: the row's version went up and its history has one row per version.
 """
 import os
 import statistics
@@ -96,7 +97,7 @@ def measure():
         return len(ctx.captured_queries)
 
     print("statements per save (PostgreSQL), by course length")
-    print(f"{'save':<44}{'5 days':>8}{'30 days':>9}")
+    print(f"{'save':<50}{'5 days':>8}{'30 days':>9}")
     rows = {}
     for days in (5, 30):
         subject, infused = course(days)
@@ -131,10 +132,40 @@ def measure():
             times.append(time.perf_counter() - started)
             assert last.version == version + 1 and last.history.count() == last.version, "the save did not write"
         rows.setdefault("median wall time of a correction (ms)", []).append(round(statistics.median(times) * 1000, 1))
+        rows.setdefault("anchor: bare lock + UPDATE + history INSERT (ms)", []).append(
+            round(statistics.median(bare_corrections(connection, last)) * 1000, 1))
     for name, (short, long) in rows.items():
-        print(f"{name:<44}{short:>8}{long:>9}")
+        print(f"{name:<50}{short:>8}{long:>9}")
     target = max(rows["(a) enter the next day"][1], rows["(b) correct day 2 (re-derives later days)"][1])
     print(f"target <= 25 statements for a day of a 30-day course: {'met' if target <= 25 else 'NOT met'} ({target})")
+
+
+def bare_corrections(connection, assessment, n=40):
+    """The floor of a correction, in SQL on the same connection: lock the subject and the row,
+    UPDATE the temperature and version, INSERT one history row copied from it, commit. No grading,
+    no checks, no episodes. Checked: the version went up by n."""
+    from django.db import transaction
+
+    table, history = "toxicity_dailyassessment", "toxicity_historicaldailyassessment"
+    with connection.cursor() as c:
+        c.execute(f"SELECT column_name FROM information_schema.columns WHERE table_name = '{history}' "
+                  "AND column_name NOT LIKE 'history_%%'")
+        columns = ", ".join(f'"{name}"' for (name,) in c.fetchall())
+    times = []
+    for k in range(n):
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as c:
+            c.execute("SELECT id FROM trials_subject WHERE id = %s FOR UPDATE", [assessment.subject_id])
+            c.execute(f"SELECT version FROM {table} WHERE id = %s FOR UPDATE", [assessment.pk])
+            c.execute(f"UPDATE {table} SET temperature_max_c = %s, version = version + 1, modified_at = now() "
+                      "WHERE id = %s", [Decimal("36.5") + Decimal(k % 9) / 10, assessment.pk])
+            c.execute(f"INSERT INTO {history} ({columns}, history_date, history_change_reason, history_type) "
+                      f"SELECT {columns}, now(), 'bench', '~' FROM {table} WHERE id = %s", [assessment.pk])
+        times.append(time.perf_counter() - started)
+    before = assessment.version
+    assessment.refresh_from_db()
+    assert assessment.version == before + n, "the bare correction did not write"
+    return times
 
 
 if __name__ == "__main__":

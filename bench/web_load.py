@@ -6,6 +6,11 @@ measures for --seconds and prints p50/p95/p99 per action, errors, and the load g
 CPU share; then a saturation run (no think time) gives requests per second.
 
     .venv/bin/python bench/web_load.py            # needs PostgreSQL on 127.0.0.1:5432
+    .venv/bin/python bench/web_load.py --workers 4 --broker redis://127.0.0.1:6379/14
+                                                  # README's deployment: 4 gunicorn workers, tasks
+                                                  # (notifications, alerts) on a Celery worker via Redis
+
+Without --broker the tasks a save enqueues run in the request (the embedded default).
 """
 import argparse
 import http.client
@@ -26,10 +31,10 @@ PASSWORD = "bench-coordinator-pass"
 PORT = 8765
 
 
-def django_env(db_url):
+def django_env(db_url, broker=""):
     return {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "DJANGO_SECURE_SSL_REDIRECT": "0",
-            "DJANGO_BEHIND_TLS_PROXY": "0", "DJANGO_SECURE_HSTS_SECONDS": "0", "CELERY_BROKER_URL": "",
+            "DJANGO_BEHIND_TLS_PROXY": "0", "DJANGO_SECURE_HSTS_SECONDS": "0", "CELERY_BROKER_URL": broker,
             "DJANGO_LOG_LEVEL": "WARNING", "DATABASE_CONN_MAX_AGE": "60"}  # persistent connections, as in production
 
 
@@ -163,12 +168,21 @@ def main():
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=15)
     parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--broker", default="", help="a Redis URL: tasks go to a Celery worker (README deployment)")
     args = parser.parse_args()
     db_url = f"postgres://postgres@127.0.0.1:5432/{DB}"
     users = setup(db_url, args.users)
+    if args.broker:
+        import redis
+
+        redis.Redis.from_url(args.broker).flushdb()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", str(args.workers), "--bind", f"127.0.0.1:{PORT}",
-         "--log-level", "warning"], cwd=ROOT, env=django_env(db_url))
+         "--log-level", "warning"], cwd=ROOT, env=django_env(db_url, args.broker))
+    worker = subprocess.Popen(
+        [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "--concurrency", "1", "--loglevel", "WARNING",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench-web-{os.getpid()}@%h"],
+        cwd=ROOT, env=django_env(db_url, args.broker)) if args.broker else None
     try:
         for _ in range(100):
             try:
@@ -179,7 +193,8 @@ def main():
         clients = {u: login(u) for u, _, _ in users}
         results, cpu_share = run(users, args.seconds, args.warmup, think=(2, 5), clients=clients)
         print(f"\n{args.users} coordinators, {args.seconds} s after a {args.warmup} s warm-up, think time 2-5 s, "
-              f"gunicorn {args.workers} workers, PostgreSQL, subjects with 60 study days")
+              f"gunicorn {args.workers} workers, PostgreSQL, subjects with 60 study days, tasks "
+              + (f"on a Celery worker via {args.broker}" if args.broker else "in the request (no broker)"))
         print(f"{'action':<10}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
         for action in ("casebook", "form", "save"):
             v = results.get(action, [])
@@ -194,6 +209,12 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+            import redis
+
+            redis.Redis.from_url(args.broker).flushdb()
         subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {DB}"])
 
 
