@@ -8,6 +8,7 @@
 """
 
 import json
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -129,6 +130,32 @@ def test_memo_keys_hold_every_field_the_graders_read(data):
     grade_icans(recording, recording.icans_scale)
     icans_reads = recording.__dict__.pop("_reads") - {"icans_scale"}
     assert icans_reads <= {*engine.ICANS_STATE_FIELDS, "age_years"}
+
+
+@PROPERTY
+@given(st.one_of(consistent_inputs(), shaped_inputs()), st.data())
+def test_ages_alike_as_graded_grade_alike(data, draw):
+    """engine.age_as_graded is the only view of the age that grading (input rules included) takes:
+    any other age in the same band gives the same result or the same refusal."""
+    data = {**data, "age_years": draw.draw(st.one_of(st.integers(12, 130), st.decimals(12, 130, places=1)))}
+    band = engine.age_as_graded(data["age_years"])
+    low, high = (Decimal(12), Decimal("12.9")) if band == "12" else (Decimal(13), Decimal(130))
+    other_age = draw.draw(st.one_of(st.integers(int(low), int(high)).filter(lambda n: n >= low),
+                                    st.decimals(low, high, places=1)))
+    assert engine.age_as_graded(other_age) == band
+    outcomes = []
+    for value in (data["age_years"], other_age):  # the reference: no memo to hide a difference
+        try:
+            outcomes.append(reference_grade(_parse_careful({**data, "age_years": value})))
+        except GradingInputError as exc:
+            outcomes.append(exc.errors)
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(("age", "graded"), [(None, None), (0, 0), (11, 11), (11.99, 11.99), (12, "12"),
+                                             (12.5, "12"), (13, "13+"), (90, "13+")])
+def test_age_as_graded_boundaries(age, graded):
+    assert engine.age_as_graded(age) == graded
 
 
 @PROPERTY

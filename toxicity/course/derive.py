@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from toxicity.grading import GradingInputError, grade
+from toxicity.grading.engine import age_as_graded
 from toxicity.grading.crs import FEVER_C
 from toxicity.grading.inputs import NE, FeverMask
 
@@ -173,7 +174,7 @@ def _graded(course: Course, a: Assessment, crs_ongoing: bool, fever_masked_by, m
     """The day's grading, remembered by the stored observations (``Assessment.key``) and the
     context: the same state of a day grades alike (the engine's output does not depend on the
     date), and normal days repeat across a trial. ``memo`` defaults to the process's; the key
-    holds every value the grading input is built from."""
+    holds every value the grading input is built from, the age as grading tells ages apart."""
     key = None
     memo = _MEMO if memo is None else memo
     if a.key is not None:
@@ -181,7 +182,7 @@ def _graded(course: Course, a: Assessment, crs_ongoing: bool, fever_masked_by, m
         subject, trial = course.subject, course.trial
         key = (a.key, crs_ongoing, fever_masked_by,
                death.primary_cause if death is not None and death.day == a.day else None,
-               subject.age_years, subject.developmental_delay, subject.capd_baseline, trial.crs_scale,
+               age_as_graded(subject.age_years), subject.developmental_delay, subject.capd_baseline, trial.crs_scale,
                trial.icans_scale)
         graded = memo.get(key)
         if graded is not None:

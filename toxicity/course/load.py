@@ -202,8 +202,9 @@ def load_courses(subject_ids: Iterable[int], *, as_of: datetime | None = None, i
     json_columns = set(JSON_OBSERVATIONS) | {"flags", "reasons", "fever_masked_by"}
     columns = [_text(c) if c in json_columns else c for c in ASSESSMENT_COLUMNS]
     n_obs = len(OBSERVATIONS)
+    by_subject = parts["assessments"]
     for row in _fetch(rows, DailyAssessment, ids, "subject_id", columns):
-        parts["assessments"][row[1]].append(_assessment(row, n_obs, read))
+        by_subject[row[1]].append(_assessment(row, n_obs, read))
 
     for model, kind, extra in (
         (TocilizumabDose, r.TOCILIZUMAB, ("weight_kg",)),

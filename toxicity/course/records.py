@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from toxicity.grading.inputs import FeverMask
 
@@ -90,10 +90,10 @@ class Grades:
 GRADE_COLUMNS = tuple(Grades.__dataclass_fields__)
 
 
-@dataclass(frozen=True)
-class Assessment:
+class Assessment(NamedTuple):
     """One daily assessment: the observed values of the day as stored (the model's
-    ``OBSERVATIONS``), and the grades stored with it (None before it was ever derived)."""
+    ``OBSERVATIONS``), and the grades stored with it (None before it was ever derived). A named
+    tuple: a trial's check run builds one per day of every course."""
 
     id: int | None
     day: date

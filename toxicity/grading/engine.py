@@ -218,14 +218,20 @@ def _crs_state(a: Assessment) -> tuple:
             (conflict,) if conflict else (), crs.minimum)
 
 
+def age_as_graded(age):
+    """The age as grading tells ages apart: the graders and the input's cross-field rules only ask
+    "under 12?" and "under 13?", so 12 <= age < 13 is "12" and 13 or more "13+"; a child's age stays
+    whole ("a child aged N"). Ages alike here grade alike (test_grading_fast_paths.py): the
+    engine's memo and the course derivation's (toxicity.course.derive) key by it."""
+    if age is None or age < ICE_MIN_AGE_YEARS:
+        return age
+    return "12" if age < ICE_MIN_AGE_YEARS + 1 else "13+"
+
+
 def _icans_part(a: Assessment) -> tuple[int | str, tuple[str, ...], frozenset[str], int | None]:
     """(ICANS grade on the trial's scale, its reasons, its flags, its minimum grade)."""
-    age, keep = a.age_years, True
-    if age is not None:
-        if age >= ICE_MIN_AGE_YEARS:
-            age = "12" if age < ICE_MIN_AGE_YEARS + 1 else "13+"
-        else:
-            keep = len(str(age)) <= _LONGEST_KEPT
+    age = age_as_graded(a.age_years)
+    keep = type(age) is str or age is None or len(str(age)) <= _LONGEST_KEPT
     key = (age, _ICANS_FIELDS(a))
     entry = _ICANS_MEMO.get(key)
     if entry is None:
